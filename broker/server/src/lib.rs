@@ -1,0 +1,1 @@
+//! The production driver (skeleton).
