@@ -18,8 +18,9 @@ use rand_core::RngCore;
 /// Monotonic time in nanoseconds, handed in by the driver with every event.
 ///
 /// Its origin is arbitrary (the simulator starts at zero); only differences mean anything.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Time(pub u64);
 
 impl Time {
@@ -140,8 +141,7 @@ pub trait Storage {
 
 /// A bug that can be deliberately planted in the core to prove that the simulator's checkers catch
 /// it. Planting costs nothing in production: the production environment plants nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Plant {
     /// Log recovery accepts batches without checking their CRC.
     RecoverySkipsCrc,

@@ -41,46 +41,129 @@ pub enum LogError {
     /// The batch handed to append is not a valid v2 batch.
     InvalidBatch(BatchError),
     /// The batch is larger than `max_batch_bytes`.
-    BatchTooLarge { size: u64, max: u64 },
+    BatchTooLarge {
+        size: u64,
+        max: u64,
+    },
     /// A read or truncate outside [log_start_offset, log_end_offset].
-    OffsetOutOfRange { offset: i64, log_start_offset: i64, log_end_offset: i64 },
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
     /// Stored bytes failed validation on read: never served.
-    Corrupt { segment_base_offset: i64, position: u64, error: BatchError },
+    Corrupt {
+        segment_base_offset: i64,
+        position: u64,
+        error: BatchError,
+    },
     /// The files under the log's directory cannot be made into a log at all.
     Unrecoverable(String),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AppendInfo { pub base_offset: i64, pub last_offset: i64, pub max_timestamp: i64, pub rolled: bool }
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+    pub rolled: bool,
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ReadInfo { pub bytes: Vec<u8>, pub log_start_offset: i64, pub log_end_offset: i64 }
+pub struct ReadInfo {
+    pub bytes: Vec<u8>,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RecoveryReport { pub clean_shutdown: bool, pub segments: usize, pub actions: Vec<String> }
+pub struct RecoveryReport {
+    pub clean_shutdown: bool,
+    pub segments: usize,
+    pub actions: Vec<String>,
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RetentionReport { pub deleted_segments: Vec<i64>, pub log_start_offset: i64 }
+pub struct RetentionReport {
+    pub deleted_segments: Vec<i64>,
+    pub log_start_offset: i64,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SyncRequest { pub files: Vec<String>, pub up_to_offset: i64 }
+pub struct SyncRequest {
+    pub files: Vec<String>,
+    pub up_to_offset: i64,
+}
 
 pub struct PartitionLog;
 
 impl PartitionLog {
-    pub fn open(_storage: &mut dyn Storage, _dir: &str, _config: LogConfig, _wall_clock_ms: i64) -> Result<(PartitionLog, RecoveryReport), LogError> { todo!() }
-    pub fn append(&mut self, _storage: &mut dyn Storage, _batch: &[u8], _wall_clock_ms: i64) -> Result<AppendInfo, LogError> { todo!() }
-    pub fn read(&mut self, _storage: &mut dyn Storage, _offset: i64, _max_bytes: usize) -> Result<ReadInfo, LogError> { todo!() }
-    pub fn offset_for_timestamp(&mut self, _storage: &mut dyn Storage, _timestamp: i64) -> Result<Option<(i64, i64)>, LogError> { todo!() }
-    pub fn truncate_to(&mut self, _storage: &mut dyn Storage, _offset: i64) -> Result<(), LogError> { todo!() }
-    pub fn roll(&mut self, _storage: &mut dyn Storage, _wall_clock_ms: i64) -> Result<(), LogError> { todo!() }
-    pub fn apply_retention(&mut self, _storage: &mut dyn Storage, _wall_clock_ms: i64) -> Result<RetentionReport, LogError> { todo!() }
-    pub fn sync_request(&mut self, _include_indexes: bool) -> Option<SyncRequest> { todo!() }
-    pub fn on_sync_complete(&mut self, _up_to_offset: i64) { todo!() }
-    pub fn close(&mut self, _storage: &mut dyn Storage) -> Result<(), LogError> { todo!() }
-    pub fn log_start_offset(&self) -> i64 { todo!() }
-    pub fn log_end_offset(&self) -> i64 { todo!() }
-    pub fn durable_offset(&self) -> i64 { todo!() }
-    pub fn size_bytes(&self) -> u64 { todo!() }
-    pub fn segment_count(&self) -> usize { todo!() }
+    pub fn open(
+        _storage: &mut dyn Storage,
+        _dir: &str,
+        _config: LogConfig,
+        _wall_clock_ms: i64,
+    ) -> Result<(PartitionLog, RecoveryReport), LogError> {
+        todo!()
+    }
+    pub fn append(
+        &mut self,
+        _storage: &mut dyn Storage,
+        _batch: &[u8],
+        _wall_clock_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        todo!()
+    }
+    pub fn read(
+        &mut self,
+        _storage: &mut dyn Storage,
+        _offset: i64,
+        _max_bytes: usize,
+    ) -> Result<ReadInfo, LogError> {
+        todo!()
+    }
+    pub fn offset_for_timestamp(
+        &mut self,
+        _storage: &mut dyn Storage,
+        _timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, LogError> {
+        todo!()
+    }
+    pub fn truncate_to(&mut self, _storage: &mut dyn Storage, _offset: i64) -> Result<(), LogError> {
+        todo!()
+    }
+    pub fn roll(&mut self, _storage: &mut dyn Storage, _wall_clock_ms: i64) -> Result<(), LogError> {
+        todo!()
+    }
+    pub fn apply_retention(
+        &mut self,
+        _storage: &mut dyn Storage,
+        _wall_clock_ms: i64,
+    ) -> Result<RetentionReport, LogError> {
+        todo!()
+    }
+    pub fn sync_request(&mut self, _include_indexes: bool) -> Option<SyncRequest> {
+        todo!()
+    }
+    pub fn on_sync_complete(&mut self, _up_to_offset: i64) {
+        todo!()
+    }
+    pub fn close(&mut self, _storage: &mut dyn Storage) -> Result<(), LogError> {
+        todo!()
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        todo!()
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        todo!()
+    }
+    pub fn durable_offset(&self) -> i64 {
+        todo!()
+    }
+    pub fn size_bytes(&self) -> u64 {
+        todo!()
+    }
+    pub fn segment_count(&self) -> usize {
+        todo!()
+    }
 }
