@@ -1,0 +1,568 @@
+//! `FileStorage`: the core's [`Storage`] on real files under one data directory.
+//!
+//! Contract (the one every `Storage` keeps, see `seedlog_core::env`):
+//! - Paths are `/`-separated and relative to the data directory. A path that is empty, absolute,
+//!   or has an empty, `.` or `..` component is refused with [`StorageError::OutOfRange`]: no
+//!   request can name anything outside the root.
+//! - Reads and writes go through the page cache: a write is visible to the next read at once and
+//!   is *not durable*. File contents become durable only through [`FileStorage::sync`] /
+//!   [`FileStorage::sync_all`], which the driver calls when the core requests a sync as an effect.
+//! - Directory operations are durable on return: `create` fsyncs the parent directory (and the
+//!   parent of every directory it had to make), `remove` and `rename` fsync the directories they
+//!   changed.
+//! - Errors are mapped, never panicked on: `NotFound`, `AlreadyExists`, a full device (`ENOSPC`)
+//!   is `NoSpace`, a short read is `OutOfRange`, anything else `Io`.
+//!
+//! Open handles are kept in a bounded cache (`handles_max`, least recently used closed first) so an
+//! append does not reopen its segment; the cache also remembers each file's length, so an append
+//! costs one `pwrite` and no `fstat`. That is only sound if this `FileStorage` is the one writer of
+//! its data directory: it MUST own the directory exclusively (one broker process per directory).
+//!
+//! Syncs here are synchronous calls. The production driver will run them off the request path and
+//! batch them (group commit: one `fdatasync` covers every append before it) — a later issue; what
+//! exists now is the synchronous [`FileStorage::sync`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use seedlog_core::env::{Storage, StorageError};
+
+/// How many file handles [`FileStorage::new`] keeps open.
+pub const HANDLES_MAX_DEFAULT: usize = 256;
+
+/// The core's storage on the real file system, rooted at a data directory.
+pub struct FileStorage {
+    root: PathBuf,
+    /// Open handles by relative path, each with the file's length and when it was last used.
+    handles: BTreeMap<String, OpenFile>,
+    handles_max: usize,
+    /// A counter, not a clock: orders uses for least-recently-used eviction.
+    use_sequence: u64,
+}
+
+struct OpenFile {
+    file: File,
+    len_bytes: u64,
+    last_use_sequence: u64,
+}
+
+impl FileStorage {
+    /// Opens (creating if missing) the data directory `root`, keeping up to
+    /// [`HANDLES_MAX_DEFAULT`] files open.
+    pub fn new(root: impl Into<PathBuf>) -> Result<FileStorage, StorageError> {
+        FileStorage::with_handles_max(root, HANDLES_MAX_DEFAULT)
+    }
+
+    /// Like [`FileStorage::new`], keeping at most `handles_max` (at least one) files open.
+    pub fn with_handles_max(
+        root: impl Into<PathBuf>,
+        handles_max: usize,
+    ) -> Result<FileStorage, StorageError> {
+        let root = root.into();
+        fs::create_dir_all(&root).map_err(map_io)?;
+        if !fs::metadata(&root).map_err(map_io)?.is_dir() {
+            return Err(StorageError::NotFound);
+        }
+        Ok(FileStorage { root, handles: BTreeMap::new(), handles_max: handles_max.max(1), use_sequence: 0 })
+    }
+
+    /// The data directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// How many file handles are open now (never more than `handles_max`).
+    pub fn open_handles(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Makes the file's contents durable (`fdatasync`): every write to it that returned before
+    /// this call survives a crash once this returns `Ok`.
+    ///
+    /// A failed sync MUST NOT be retried as if the data could still be made safe: after a failed
+    /// `fdatasync` Linux may already have dropped the dirty pages. The caller treats the bytes
+    /// since the last successful sync as lost (never acknowledged).
+    pub fn sync(&mut self, path: &str) -> Result<(), StorageError> {
+        // fsync works on the inode, so a handle opened after an eviction still covers writes made
+        // through the evicted one.
+        let result = self.handle(path)?.file.sync_data();
+        result.map_err(map_io)
+    }
+
+    /// Syncs every file in `paths` (each as [`FileStorage::sync`]); stops at the first failure.
+    pub fn sync_all<I>(&mut self, paths: I) -> Result<(), StorageError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        for path in paths {
+            self.sync(path.as_ref())?;
+        }
+        Ok(())
+    }
+
+    /// The absolute path of a checked relative path.
+    fn full_path(&self, path: &RelativePath<'_>) -> PathBuf {
+        let mut full = self.root.clone();
+        for component in path.components() {
+            full.push(component);
+        }
+        full
+    }
+
+    /// The cached handle for `path`, opening the file if it is not cached.
+    fn handle(&mut self, path: &str) -> Result<&mut OpenFile, StorageError> {
+        let checked = RelativePath::parse(path)?;
+        self.use_sequence += 1;
+        let use_sequence = self.use_sequence;
+        if !self.handles.contains_key(path) {
+            let full = self.full_path(&checked);
+            let file = OpenOptions::new().read(true).write(true).open(&full).map_err(map_io)?;
+            let metadata = file.metadata().map_err(map_io)?;
+            if !metadata.is_file() {
+                return Err(StorageError::NotFound);
+            }
+            self.insert_handle(path, file, metadata.len());
+        }
+        let open = self.handles.get_mut(path).expect("inserted above or already cached");
+        open.last_use_sequence = use_sequence;
+        Ok(open)
+    }
+
+    fn insert_handle(&mut self, path: &str, file: File, len_bytes: u64) {
+        while self.handles.len() >= self.handles_max {
+            let oldest = self
+                .handles
+                .iter()
+                .min_by_key(|(_, open)| open.last_use_sequence)
+                .map(|(name, _)| name.clone())
+                .expect("the cache is not empty: its length is at least handles_max >= 1");
+            self.handles.remove(&oldest);
+        }
+        let last_use_sequence = self.use_sequence;
+        self.handles.insert(path.to_owned(), OpenFile { file, len_bytes, last_use_sequence });
+    }
+
+    /// Writes through the cached handle. After a failed write the file's length is unknown (a
+    /// `pwrite` may have written part), so the handle is dropped and the next use re-reads it.
+    fn write_through(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        let end = offset.checked_add(data.len() as u64).ok_or(StorageError::OutOfRange)?;
+        let open = self.handle(path)?;
+        match open.file.write_all_at(data, offset) {
+            Ok(()) => {
+                open.len_bytes = open.len_bytes.max(end);
+                Ok(())
+            }
+            Err(error) => {
+                self.handles.remove(path);
+                Err(map_io(error))
+            }
+        }
+    }
+
+    /// Makes every missing ancestor directory of `path`, fsyncing the parent of each one made so
+    /// that the new directory entry is durable before anything is created inside it.
+    fn make_parent_dirs(&self, path: &RelativePath<'_>) -> Result<(), StorageError> {
+        let mut dir = self.root.clone();
+        let components: Vec<&str> = path.components().collect();
+        for component in &components[..components.len() - 1] {
+            let parent = dir.clone();
+            dir.push(component);
+            match fs::metadata(&dir) {
+                Ok(metadata) if metadata.is_dir() => continue,
+                // A file stands where a directory is needed.
+                Ok(_) => return Err(StorageError::Io),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(map_io(error)),
+            }
+            match fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => continue,
+                Err(error) => return Err(map_io(error)),
+            }
+            sync_dir(&parent)?;
+        }
+        Ok(())
+    }
+
+    fn parent_dir(&self, path: &RelativePath<'_>) -> PathBuf {
+        let full = self.full_path(path);
+        full.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone())
+    }
+}
+
+impl Storage for FileStorage {
+    fn create(&mut self, path: &str) -> Result<(), StorageError> {
+        let checked = RelativePath::parse(path)?;
+        self.make_parent_dirs(&checked)?;
+        let full = self.full_path(&checked);
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&full).map_err(map_io)?;
+        sync_dir(&self.parent_dir(&checked))?;
+        self.use_sequence += 1;
+        self.insert_handle(path, file, 0);
+        Ok(())
+    }
+
+    fn write_at(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        self.write_through(path, offset, data)
+    }
+
+    fn append(&mut self, path: &str, data: &[u8]) -> Result<u64, StorageError> {
+        let offset = self.handle(path)?.len_bytes;
+        self.write_through(path, offset, data)?;
+        Ok(offset)
+    }
+
+    fn read_at(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
+        let open = self.handle(path)?;
+        let end = offset.checked_add(buf.len() as u64).ok_or(StorageError::OutOfRange)?;
+        if end > open.len_bytes {
+            return Err(StorageError::OutOfRange);
+        }
+        open.file.read_exact_at(buf, offset).map_err(map_io)
+    }
+
+    fn len(&mut self, path: &str) -> Result<u64, StorageError> {
+        Ok(self.handle(path)?.len_bytes)
+    }
+
+    fn truncate(&mut self, path: &str, len: u64) -> Result<(), StorageError> {
+        let open = self.handle(path)?;
+        match open.file.set_len(len) {
+            Ok(()) => {
+                open.len_bytes = len;
+                Ok(())
+            }
+            Err(error) => {
+                self.handles.remove(path);
+                Err(map_io(error))
+            }
+        }
+    }
+
+    fn list(&mut self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        // Walk from the deepest directory the prefix names in full; the rest of the prefix is a
+        // partial name filtered on. `a/b` walks `a/` and keeps `a/b`, `a/bc/d`, ...
+        let dir_part = match prefix.rfind('/') {
+            Some(slash) => &prefix[..=slash],
+            None => "",
+        };
+        let mut start = self.root.clone();
+        if !dir_part.is_empty() {
+            let checked = RelativePath::parse(&dir_part[..dir_part.len() - 1])?;
+            start = self.full_path(&checked);
+        }
+        let mut found = Vec::new();
+        match fs::metadata(&start) {
+            Ok(metadata) if metadata.is_dir() => {}
+            Ok(_) => return Ok(found),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(found),
+            Err(error) => return Err(map_io(error)),
+        }
+        walk(&start, dir_part, prefix, &mut found)?;
+        found.sort();
+        Ok(found)
+    }
+
+    fn remove(&mut self, path: &str) -> Result<(), StorageError> {
+        let checked = RelativePath::parse(path)?;
+        let full = self.full_path(&checked);
+        match fs::symlink_metadata(&full) {
+            Ok(metadata) if metadata.is_file() => {}
+            Ok(_) => return Err(StorageError::NotFound),
+            Err(error) => return Err(map_io(error)),
+        }
+        self.handles.remove(path);
+        fs::remove_file(&full).map_err(map_io)?;
+        sync_dir(&self.parent_dir(&checked))
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), StorageError> {
+        let checked_from = RelativePath::parse(from)?;
+        let checked_to = RelativePath::parse(to)?;
+        let full_from = self.full_path(&checked_from);
+        let full_to = self.full_path(&checked_to);
+        match fs::symlink_metadata(&full_from) {
+            Ok(metadata) if metadata.is_file() => {}
+            Ok(_) => return Err(StorageError::NotFound),
+            Err(error) => return Err(map_io(error)),
+        }
+        if from == to {
+            return Ok(());
+        }
+        self.make_parent_dirs(&checked_to)?;
+        fs::rename(&full_from, &full_to).map_err(map_io)?;
+        // The open handle follows the inode to its new name; the replaced file's handle is stale.
+        self.handles.remove(to);
+        if let Some(open) = self.handles.remove(from) {
+            self.handles.insert(to.to_owned(), open);
+        }
+        let dir_from = self.parent_dir(&checked_from);
+        let dir_to = self.parent_dir(&checked_to);
+        sync_dir(&dir_to)?;
+        if dir_from != dir_to {
+            sync_dir(&dir_from)?;
+        }
+        Ok(())
+    }
+
+    fn exists(&mut self, path: &str) -> bool {
+        if self.handles.contains_key(path) {
+            return true;
+        }
+        match RelativePath::parse(path) {
+            Ok(checked) => fs::metadata(self.full_path(&checked)).is_ok_and(|metadata| metadata.is_file()),
+            Err(_) => false,
+        }
+    }
+}
+
+impl fmt::Debug for FileStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileStorage")
+            .field("root", &self.root)
+            .field("open_handles", &self.handles.len())
+            .field("handles_max", &self.handles_max)
+            .finish()
+    }
+}
+
+/// A path checked to stay inside the root: relative, non-empty, no empty, `.` or `..` component.
+struct RelativePath<'a>(&'a str);
+
+impl<'a> RelativePath<'a> {
+    fn parse(path: &'a str) -> Result<RelativePath<'a>, StorageError> {
+        if path.is_empty() || path.contains('\0') {
+            return Err(StorageError::OutOfRange);
+        }
+        for component in path.split('/') {
+            if component.is_empty() || component == "." || component == ".." {
+                return Err(StorageError::OutOfRange);
+            }
+        }
+        Ok(RelativePath(path))
+    }
+
+    fn components(&self) -> impl Iterator<Item = &'a str> {
+        self.0.split('/')
+    }
+}
+
+/// Collects the regular files under `dir` (whose relative name is `dir_name`, empty or ending in
+/// `/`) whose relative path starts with `prefix`. Symbolic links are not followed.
+fn walk(dir: &Path, dir_name: &str, prefix: &str, found: &mut Vec<String>) -> Result<(), StorageError> {
+    for entry in fs::read_dir(dir).map_err(map_io)? {
+        let entry = entry.map_err(map_io)?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            // Not a name this storage could have made.
+            continue;
+        };
+        let relative = format!("{dir_name}{name}");
+        let file_type = entry.file_type().map_err(map_io)?;
+        if file_type.is_file() {
+            if relative.starts_with(prefix) {
+                found.push(relative);
+            }
+        } else if file_type.is_dir() {
+            let sub_name = format!("{relative}/");
+            // Descend only where a match is possible: inside the prefix or on the way to it.
+            if sub_name.starts_with(prefix) || prefix.starts_with(&sub_name) {
+                walk(&entry.path(), &sub_name, prefix, found)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes a directory's entries (creations, removals, renames in it) durable.
+fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir).and_then(|handle| handle.sync_all()).map_err(map_io)
+}
+
+/// Linux's `ENOSPC`, `ENOTDIR`, `EISDIR` (the same numbers on the BSDs and macOS).
+const ENOSPC: i32 = 28;
+const ENOTDIR: i32 = 20;
+const EISDIR: i32 = 21;
+
+/// What an `io::Error` means to the core.
+fn map_io(error: io::Error) -> StorageError {
+    match (error.kind(), error.raw_os_error()) {
+        (_, Some(ENOSPC)) | (io::ErrorKind::StorageFull, _) => StorageError::NoSpace,
+        (io::ErrorKind::NotFound, _) => StorageError::NotFound,
+        // A path through a file, or a directory where a file was named: no such file.
+        (_, Some(ENOTDIR | EISDIR)) => StorageError::NotFound,
+        (io::ErrorKind::AlreadyExists, _) => StorageError::AlreadyExists,
+        (io::ErrorKind::UnexpectedEof, _) => StorageError::OutOfRange,
+        _ => StorageError::Io,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn storage() -> (tempfile::TempDir, FileStorage) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = FileStorage::new(dir.path().join("data")).expect("open storage");
+        (dir, storage)
+    }
+
+    #[test]
+    fn paths_that_would_leave_the_root_are_refused() {
+        let (dir, mut storage) = storage();
+        for path in ["", "/etc/passwd", "..", "../x", "a/../../x", "a//b", "a/", "./a", "a/./b", "a\0b"] {
+            assert_eq!(storage.create(path), Err(StorageError::OutOfRange), "create {path:?}");
+            assert_eq!(storage.append(path, b"x"), Err(StorageError::OutOfRange), "append {path:?}");
+            assert_eq!(storage.len(path), Err(StorageError::OutOfRange), "len {path:?}");
+            assert_eq!(storage.remove(path), Err(StorageError::OutOfRange), "remove {path:?}");
+            assert!(!storage.exists(path), "exists {path:?}");
+        }
+        assert_eq!(storage.rename("a", "../escaped"), Err(StorageError::OutOfRange));
+        assert_eq!(storage.list("../"), Err(StorageError::OutOfRange));
+        assert!(!dir.path().join("escaped").exists());
+        // Nothing was created beside the data directory.
+        let beside: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(beside, vec![std::ffi::OsString::from("data")]);
+    }
+
+    #[test]
+    fn io_errors_map_to_storage_errors() {
+        let cases = [
+            (io::Error::from_raw_os_error(ENOSPC), StorageError::NoSpace),
+            (io::Error::from(io::ErrorKind::StorageFull), StorageError::NoSpace),
+            (io::Error::from(io::ErrorKind::NotFound), StorageError::NotFound),
+            (io::Error::from_raw_os_error(ENOTDIR), StorageError::NotFound),
+            (io::Error::from(io::ErrorKind::AlreadyExists), StorageError::AlreadyExists),
+            (io::Error::from(io::ErrorKind::UnexpectedEof), StorageError::OutOfRange),
+            (io::Error::from(io::ErrorKind::PermissionDenied), StorageError::Io),
+            (io::Error::from_raw_os_error(5), StorageError::Io), // EIO
+        ];
+        for (error, expected) in cases {
+            let shown = error.to_string();
+            assert_eq!(map_io(error), expected, "{shown}");
+        }
+    }
+
+    #[test]
+    fn the_handle_cache_stays_bounded_and_evicted_files_keep_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut storage = FileStorage::with_handles_max(dir.path(), 2).unwrap();
+        let names = ["a", "b/c", "d", "e/f/g"];
+        for (round, byte) in [b'1', b'2', b'3'].into_iter().enumerate() {
+            for name in names {
+                if round == 0 {
+                    storage.create(name).unwrap();
+                }
+                assert_eq!(storage.append(name, &[byte]).unwrap(), round as u64);
+                assert!(storage.open_handles() <= 2);
+            }
+        }
+        for name in names {
+            assert_eq!(storage.read_all(name).unwrap(), b"123");
+            storage.sync(name).unwrap();
+        }
+        assert_eq!(storage.open_handles(), 2);
+    }
+
+    #[test]
+    fn the_least_recently_used_handle_is_closed_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut storage = FileStorage::with_handles_max(dir.path(), 2).unwrap();
+        storage.create("a").unwrap();
+        storage.create("b").unwrap();
+        storage.len("a").unwrap(); // `b` is now the oldest use.
+        storage.create("c").unwrap();
+        assert!(storage.handles.contains_key("a"));
+        assert!(!storage.handles.contains_key("b"));
+        assert!(storage.handles.contains_key("c"));
+    }
+
+    #[test]
+    fn a_renamed_file_keeps_its_open_handle_and_the_replaced_one_is_dropped() {
+        let (_dir, mut storage) = storage();
+        storage.create("old").unwrap();
+        storage.append("old", b"new bytes").unwrap();
+        storage.create("target").unwrap();
+        storage.append("target", b"stale").unwrap();
+        storage.rename("old", "target").unwrap();
+        assert_eq!(storage.append("target", b"!").unwrap(), 9);
+        assert_eq!(storage.read_all("target").unwrap(), b"new bytes!");
+        assert!(!storage.exists("old"));
+        assert_eq!(storage.len("old"), Err(StorageError::NotFound));
+        assert_eq!(fs::read(storage.root().join("target")).unwrap(), b"new bytes!");
+    }
+
+    #[test]
+    fn rename_into_a_new_directory_makes_it() {
+        let (_dir, mut storage) = storage();
+        storage.create("a").unwrap();
+        storage.rename("a", "x/y/z").unwrap();
+        assert_eq!(storage.list("").unwrap(), vec!["x/y/z".to_owned()]);
+        assert_eq!(storage.rename("missing", "b"), Err(StorageError::NotFound));
+    }
+
+    #[test]
+    fn directories_are_not_files() {
+        let (_dir, mut storage) = storage();
+        storage.create("topic-0/00000000000000000000.log").unwrap();
+        assert!(!storage.exists("topic-0"));
+        assert_eq!(storage.len("topic-0"), Err(StorageError::NotFound));
+        assert_eq!(storage.remove("topic-0"), Err(StorageError::NotFound));
+        assert_eq!(storage.rename("topic-0", "other"), Err(StorageError::NotFound));
+        // A path through a file names nothing.
+        assert_eq!(storage.len("topic-0/00000000000000000000.log/x"), Err(StorageError::NotFound));
+    }
+
+    #[test]
+    fn list_descends_only_where_the_prefix_can_match_and_skips_links() {
+        let (_dir, mut storage) = storage();
+        for path in ["t-0/a.log", "t-0/sub/b.log", "t-1/a.log", "t-10/a.log", "u/a.log"] {
+            storage.create(path).unwrap();
+        }
+        std::os::unix::fs::symlink(storage.root().join("u"), storage.root().join("t-link")).unwrap();
+        assert_eq!(storage.list("t-1").unwrap(), vec!["t-1/a.log", "t-10/a.log"]);
+        assert_eq!(storage.list("t-0/").unwrap(), vec!["t-0/a.log", "t-0/sub/b.log"]);
+        assert_eq!(storage.list("t-0/s").unwrap(), vec!["t-0/sub/b.log"]);
+        assert_eq!(storage.list("t-0/sub/b.log").unwrap(), vec!["t-0/sub/b.log"]);
+        assert_eq!(storage.list("nothing/here/").unwrap(), Vec::<String>::new());
+        assert_eq!(storage.list("t-0/a.log/").unwrap(), Vec::<String>::new());
+        assert_eq!(storage.list("").unwrap().len(), 5);
+    }
+
+    #[test]
+    fn a_short_read_after_an_outside_truncation_is_out_of_range_not_a_panic() {
+        let (_dir, mut storage) = storage();
+        storage.create("f").unwrap();
+        storage.append("f", &[7; 100]).unwrap();
+        // Breaks the exclusive-ownership rule on purpose: the cached length is now stale.
+        OpenOptions::new().write(true).open(storage.root().join("f")).unwrap().set_len(10).unwrap();
+        let mut buf = [0; 50];
+        assert_eq!(storage.read_at("f", 0, &mut buf), Err(StorageError::OutOfRange));
+    }
+
+    #[test]
+    fn synced_bytes_are_there_for_a_new_storage_on_the_same_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut storage = FileStorage::new(dir.path()).unwrap();
+        storage.create("p/segment").unwrap();
+        storage.append("p/segment", b"durable").unwrap();
+        storage.sync_all(["p/segment"]).unwrap();
+        assert_eq!(storage.sync("p/missing"), Err(StorageError::NotFound));
+        drop(storage);
+        let mut reopened = FileStorage::new(dir.path()).unwrap();
+        assert_eq!(reopened.read_all("p/segment").unwrap(), b"durable");
+        assert_eq!(reopened.append("p/segment", b"!").unwrap(), 7);
+    }
+
+    #[test]
+    fn a_root_that_is_a_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain");
+        fs::write(&file, b"x").unwrap();
+        assert!(FileStorage::new(&file).is_err());
+    }
+}
