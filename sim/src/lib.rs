@@ -1,2 +1,4 @@
 //! The simulator.
 pub mod rng;
+pub mod clock;
+pub mod net;
