@@ -152,14 +152,12 @@ impl FileStorage {
     fn write_through(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<(), StorageError> {
         let end = offset.checked_add(data.len() as u64).ok_or(StorageError::OutOfRange)?;
         let open = self.handle(path)?;
-        // An empty write past the end still extends the file to `offset`, as a write of bytes
-        // would; `pwrite` of nothing would leave it alone.
-        let written = if data.is_empty() && end > open.len_bytes {
-            open.file.set_len(end)
-        } else {
-            open.file.write_all_at(data, offset)
-        };
-        match written {
+        // An empty write changes nothing, even past the end (as `pwrite` of nothing, and as
+        // SimDisk): the cached length must not grow either.
+        if data.is_empty() {
+            return Ok(());
+        }
+        match open.file.write_all_at(data, offset) {
             Ok(()) => {
                 open.len_bytes = open.len_bytes.max(end);
                 Ok(())
