@@ -1,9 +1,58 @@
 //! The partition log: Kafka's segmented, indexed, crash-recoverable append-only log.
 //!
-//! (API skeleton: the implementation is being written; see the issue.)
+//! A log is a directory of segments (`{base_offset:020}.log`, `.index`, `.timeindex`; see
+//! [`segment`]). Batches are appended to the last, *active*, segment with the next offsets; the log
+//! rolls to a new segment when an append would make the active one larger than `segment.bytes`,
+//! when its first batch is older than `segment.ms` by the wall clock (Kafka's rule: wall clock now
+//! minus the first batch's maximum timestamp), or when the `log.roll_early` BUGGIFY site fires; it
+//! never rolls an empty segment. Retention deletes whole segments from the oldest, never the active
+//! one, and never one holding offsets at or above the durable offset (Kafka's high-watermark bound),
+//! so `log_start_offset` is always the first segment's base offset and needs no file of its own.
+//!
+//! Contract with the driver:
+//! - Every method that touches storage takes the step's [`Env`]; the log reaches storage, the wall
+//!   clock and fault sites only through it, and never syncs by itself.
+//! - Durability is an effect. [`PartitionLog::sync_request`] names the segment files written (or
+//!   rolled, or truncated) since the previous request and the log end offset at that moment; the
+//!   driver syncs each file as it is *when the request is taken* and reports the whole request done
+//!   with [`PartitionLog::on_sync_complete`]. Only then does [`PartitionLog::durable_offset`]
+//!   advance, and only over requests that all completed, in order. Index files are not synced by
+//!   these requests: they are trusted only after a clean close and rebuilt otherwise.
+//! - Clean shutdown is two steps: [`PartitionLog::begin_close`] writes the index files whole and
+//!   returns every file that needs a sync (indexes included); after the driver reports that request
+//!   complete, [`PartitionLog::complete_close`] writes the clean-shutdown marker. After
+//!   `begin_close` the log MUST NOT be changed; after `complete_close` it MUST NOT be used but read.
+//! - [`PartitionLog::open`] recovers whatever is on disk (see [`recovery`]). Everything recovery read
+//!   back counts as durable: after a power loss it is what the media held. (A process crash
+//!   without a power loss could leave unsynced pages readable; recovery queues every segment for
+//!   the next sync request so that window closes with the first sync.)
+//! - `durable_offset` only grows, except where the log itself is cut: [`PartitionLog::truncate_to`]
+//!   and [`PartitionLog::truncate_at_first_corruption`] lower it to the new end, and a sync
+//!   requested before a cut counts only up to the cut.
+//!
+//! What it must never do: serve a batch that fails its CRC, panic on bytes read from storage, claim
+//! in memory bytes that a failed write did not store, or let an index decide what a read returns
+//! without checking the offsets it finds (an index is a hint; the batches are the truth).
 
-use crate::env::{Storage, StorageError};
-use crate::record::BatchError;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::env::{Env, Plant, Storage, StorageError};
+use crate::record::{batch_crc, decode_records, set_base_offset, validate_batch, BatchError, BatchHeader};
+
+mod recovery;
+mod scan;
+mod segment;
+
+use recovery::{create_segment_files, delete_segment_files, marker_path, write_index_files};
+use scan::{locate, not_contiguous, resume_segment, scan_segment, Checks, ScanError, SegmentReader};
+use segment::{
+    encode_offset_entry, encode_time_entry, index_path, log_path, time_index_path, NewIndexEntries, Segment,
+    NO_TIMESTAMP, OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES,
+};
+
+/// How many sync requests may be outstanding at once: a driver that never reports completions is
+/// a bug, caught here rather than as unbounded memory.
+pub const PENDING_SYNCS_MAX: usize = 4096;
 
 /// Configuration of one partition's log, with Kafka's names.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -35,6 +84,27 @@ impl Default for LogConfig {
     }
 }
 
+impl LogConfig {
+    /// Checks the bounds the on-disk format imposes: positions in a segment are u32, so a segment
+    /// (at most `segment_bytes` plus one batch) and a batch must each stay below 2 GiB.
+    pub fn validate(&self) -> Result<(), String> {
+        let limit_bytes = i32::MAX as u64;
+        if self.segment_bytes == 0 || self.segment_bytes > limit_bytes {
+            return Err(format!("segment_bytes {} must be in 1..={limit_bytes}", self.segment_bytes));
+        }
+        if self.max_batch_bytes == 0 || self.max_batch_bytes > limit_bytes {
+            return Err(format!("max_batch_bytes {} must be in 1..={limit_bytes}", self.max_batch_bytes));
+        }
+        if self.segment_ms < 0 {
+            return Err(format!("segment_ms {} must not be negative", self.segment_ms));
+        }
+        if self.retention_ms.is_some_and(|retention_ms| retention_ms < 0) {
+            return Err("retention_ms must not be negative".to_string());
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogError {
     Storage(StorageError),
@@ -45,7 +115,8 @@ pub enum LogError {
         size: u64,
         max: u64,
     },
-    /// A read or truncate outside [log_start_offset, log_end_offset].
+    /// A read or truncate outside [log_start_offset, log_end_offset]; for a truncate, also an
+    /// offset inside a batch (a log can only be cut between batches).
     OffsetOutOfRange {
         offset: i64,
         log_start_offset: i64,
@@ -57,7 +128,8 @@ pub enum LogError {
         position: u64,
         error: BatchError,
     },
-    /// The files under the log's directory cannot be made into a log at all.
+    /// The files under the log's directory cannot be made into a log at all (or, from
+    /// [`PartitionLog::verify`], disagree with what the log holds in memory).
     Unrecoverable(String),
 }
 
@@ -66,6 +138,7 @@ pub struct AppendInfo {
     pub base_offset: i64,
     pub last_offset: i64,
     pub max_timestamp: i64,
+    /// The append rolled a new segment first.
     pub rolled: bool,
 }
 
@@ -78,8 +151,10 @@ pub struct ReadInfo {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
+    /// The clean-shutdown marker was found and the files agreed with it: nothing was scanned in full.
     pub clean_shutdown: bool,
     pub segments: usize,
+    /// Everything recovery did, as readable sentences.
     pub actions: Vec<String>,
 }
 
@@ -89,81 +164,761 @@ pub struct RetentionReport {
     pub log_start_offset: i64,
 }
 
+/// Files to sync; once every one is synced, every offset below `up_to_offset` is durable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncRequest {
     pub files: Vec<String>,
     pub up_to_offset: i64,
 }
 
-pub struct PartitionLog;
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lifecycle {
+    Open,
+    /// `begin_close` ran: waiting for its syncs.
+    Closing,
+    /// The clean-shutdown marker is written.
+    Closed,
+}
+
+/// A sync request handed out and not yet folded into `durable_offset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PendingSync {
+    /// The `up_to_offset` the request carried: how the driver names it on completion.
+    requested_up_to_offset: i64,
+    /// What completing it makes durable: lowered by a cut that happened after the request.
+    durable_up_to_offset: i64,
+    completed: bool,
+}
+
+/// One partition's log. See the module documentation for the contract.
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: String,
+    config: LogConfig,
+    /// Never empty: the last one is the active segment.
+    segments: BTreeMap<i64, Segment>,
+    size_bytes: u64,
+    durable_offset: i64,
+    /// Segments whose `.log` file was written since the last sync request.
+    unsynced_segments: BTreeSet<i64>,
+    /// Segments whose index files were written since open or the last close request.
+    unsynced_indexes: BTreeSet<i64>,
+    pending_syncs: VecDeque<PendingSync>,
+    lifecycle: Lifecycle,
+}
 
 impl PartitionLog {
+    /// Opens the log in `dir` (created if absent), recovering what a crash or shutdown left.
     pub fn open(
-        _storage: &mut dyn Storage,
-        _dir: &str,
-        _config: LogConfig,
-        _wall_clock_ms: i64,
+        env: &mut Env<'_>,
+        dir: &str,
+        config: LogConfig,
     ) -> Result<(PartitionLog, RecoveryReport), LogError> {
-        todo!()
+        if let Err(reason) = config.validate() {
+            return Err(LogError::Unrecoverable(format!("invalid log configuration: {reason}")));
+        }
+        let recovered = recovery::recover(env, dir, &config)?;
+        assert!(!recovered.segments.is_empty(), "recovery leaves at least one segment");
+        let all: BTreeSet<i64> = recovered.segments.keys().copied().collect();
+        // After a crash, what recovery read may sit only in a page cache, and what it cut is cut
+        // only in memory until synced: every such segment is due for the next sync request.
+        let to_sync: BTreeSet<i64> = recovered
+            .segments
+            .iter()
+            .filter(|(base_offset, segment)| !segment.is_empty() || recovered.truncated.contains(base_offset))
+            .map(|(base_offset, _)| *base_offset)
+            .collect();
+        let stale: BTreeSet<i64> = recovered
+            .segments
+            .iter()
+            .filter(|(_, segment)| segment.index_files_stale)
+            .map(|(base_offset, _)| *base_offset)
+            .collect();
+        let clean_shutdown = recovered.clean_shutdown;
+        let size_bytes = recovered.segments.values().map(|segment| segment.size_bytes).sum();
+        let mut log = PartitionLog {
+            dir: dir.to_string(),
+            config,
+            segments: recovered.segments,
+            size_bytes,
+            durable_offset: 0,
+            unsynced_segments: if clean_shutdown { BTreeSet::new() } else { to_sync },
+            unsynced_indexes: if clean_shutdown { stale } else { all },
+            pending_syncs: VecDeque::new(),
+            lifecycle: Lifecycle::Open,
+        };
+        log.durable_offset = log.log_end_offset();
+        log.check_invariants();
+        let report =
+            RecoveryReport { clean_shutdown, segments: log.segments.len(), actions: recovered.actions };
+        Ok((log, report))
     }
-    pub fn append(
-        &mut self,
-        _storage: &mut dyn Storage,
-        _batch: &[u8],
-        _wall_clock_ms: i64,
-    ) -> Result<AppendInfo, LogError> {
-        todo!()
+
+    /// Appends one v2 batch as a client sent it: validates it whole (magic, CRC, records), assigns
+    /// it the next offsets and writes it to the active segment, rolling first if due. O(1).
+    pub fn append(&mut self, env: &mut Env<'_>, batch: &[u8]) -> Result<AppendInfo, LogError> {
+        self.assert_open();
+        let size_bytes = batch.len() as u64;
+        if size_bytes > self.config.max_batch_bytes {
+            return Err(LogError::BatchTooLarge { size: size_bytes, max: self.config.max_batch_bytes });
+        }
+        let header = validate_batch(batch).map_err(LogError::InvalidBatch)?;
+        if header.size_bytes() != batch.len() {
+            return Err(LogError::InvalidBatch(BatchError::InvalidRecords("bytes after the batch")));
+        }
+        let rolled = self.should_roll(env, &header);
+        if rolled {
+            self.roll_segment(env)?;
+        }
+
+        let base_offset = self.log_end_offset();
+        let mut stored = batch.to_vec();
+        set_base_offset(&mut stored, base_offset);
+        let stored_header = BatchHeader::parse(&stored).map_err(LogError::InvalidBatch)?;
+        assert_eq!(stored_header.base_offset, base_offset);
+        assert_eq!(batch_crc(&stored), stored_header.crc, "the base offset is outside the CRC");
+
+        let (&active_base, active) = self.segments.iter_mut().next_back().expect("a log has a segment");
+        let path = log_path(&self.dir, active_base);
+        let position = active.size_bytes;
+        // Write first, account after: a failed write leaves the log as it was.
+        if let Err(error) = env.storage.write_at(&path, position, &stored) {
+            let _best_effort = env.storage.truncate(&path, position);
+            return Err(LogError::Storage(error));
+        }
+        let added = active.record_batch(&stored_header, self.config.index_interval_bytes);
+        assert_eq!(active.size_bytes, position + size_bytes);
+        assert_eq!(active.next_offset, stored_header.last_offset() + 1);
+        if write_index_entries(env.storage, &self.dir, active, added) {
+            self.unsynced_indexes.insert(active_base);
+        }
+        self.size_bytes += size_bytes;
+        self.unsynced_segments.insert(active_base);
+        self.check_invariants();
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: stored_header.last_offset(),
+            max_timestamp: stored_header.max_timestamp,
+            rolled,
+        })
     }
-    pub fn read(
-        &mut self,
-        _storage: &mut dyn Storage,
-        _offset: i64,
-        _max_bytes: usize,
-    ) -> Result<ReadInfo, LogError> {
-        todo!()
+
+    /// Whole batches from the one holding `offset`: as many as fit in `max_bytes`, but always at
+    /// least one (Kafka serves a first batch larger than the limit). Every batch served passed its
+    /// CRC; a corrupt first batch is [`LogError::Corrupt`], a corrupt later one ends the read.
+    /// At `log_end_offset` the bytes are empty. O(log segments + log index entries) to find the
+    /// start, then at most one index interval scanned.
+    pub fn read(&self, env: &mut Env<'_>, offset: i64, max_bytes: usize) -> Result<ReadInfo, LogError> {
+        self.check_range(offset)?;
+        let mut info = ReadInfo {
+            bytes: Vec::new(),
+            log_start_offset: self.log_start_offset(),
+            log_end_offset: self.log_end_offset(),
+        };
+        if offset == self.log_end_offset() {
+            return Ok(info);
+        }
+        let one_entry_too_far = env.faults.planted(Plant::IndexLookupOffByOne);
+        let first_base = self.segment_base_for(offset);
+        let mut budget_bytes = max_bytes as u64;
+        for (&base_offset, segment) in self.segments.range(first_base..) {
+            if segment.is_empty() {
+                break;
+            }
+            let path = log_path(&self.dir, base_offset);
+            let (mut position, mut expected_offset, mut reader) = if base_offset == first_base {
+                let located = locate(env.storage, segment, &path, offset, one_entry_too_far);
+                let (position, header, reader) = located.map_err(|error| read_error(base_offset, error))?;
+                (position, header.base_offset, reader)
+            } else {
+                (0, base_offset, SegmentReader::new(&path, segment.size_bytes))
+            };
+            reader.prefetch(env.storage, position, budget_bytes.max(1)).map_err(LogError::Storage)?;
+            while position < segment.size_bytes {
+                let served_any = !info.bytes.is_empty();
+                let stop = |error: ScanError| match error {
+                    ScanError::Batch { .. } if served_any => Ok(()),
+                    error => Err(read_error(base_offset, error)),
+                };
+                let header = match reader.header_at(env.storage, position) {
+                    Ok(header) => header,
+                    Err(error) => return stop(error).map(|()| info),
+                };
+                let size_bytes = header.size_bytes() as u64;
+                if served_any && size_bytes > budget_bytes {
+                    return Ok(info);
+                }
+                let bytes = match reader.batch_at(env.storage, position, Checks::CRC) {
+                    Ok((_, bytes)) if header.base_offset == expected_offset => bytes,
+                    Ok(_) => {
+                        let error = ScanError::Batch { position, error: not_contiguous() };
+                        return stop(error).map(|()| info);
+                    }
+                    Err(error) => return stop(error).map(|()| info),
+                };
+                info.bytes.extend_from_slice(bytes);
+                budget_bytes = budget_bytes.saturating_sub(size_bytes);
+                expected_offset = header.last_offset() + 1;
+                position += size_bytes;
+                if budget_bytes == 0 {
+                    return Ok(info);
+                }
+            }
+        }
+        Ok(info)
     }
+
+    /// Kafka's ListOffsets by timestamp: in the first batch whose maximum timestamp is at least
+    /// `timestamp`, the first record whose timestamp is; its offset and timestamp. `None` if no
+    /// record is that late. Uses the time index to skip to the right place.
     pub fn offset_for_timestamp(
-        &mut self,
-        _storage: &mut dyn Storage,
-        _timestamp: i64,
+        &self,
+        env: &mut Env<'_>,
+        timestamp: i64,
     ) -> Result<Option<(i64, i64)>, LogError> {
-        todo!()
+        let one_entry_too_far = env.faults.planted(Plant::IndexLookupOffByOne);
+        for (&base_offset, segment) in &self.segments {
+            if segment.is_empty() || segment.max_timestamp < timestamp {
+                continue;
+            }
+            let path = log_path(&self.dir, base_offset);
+            let start_offset = segment.time_lookup(timestamp);
+            let located = locate(env.storage, segment, &path, start_offset, one_entry_too_far);
+            let (mut position, first, mut reader) =
+                located.map_err(|error| read_error(base_offset, error))?;
+            let mut expected_offset = first.base_offset;
+            while position < segment.size_bytes {
+                let (header, bytes) = reader
+                    .batch_at(env.storage, position, Checks::CRC)
+                    .map_err(|error| read_error(base_offset, error))?;
+                if header.base_offset != expected_offset {
+                    return Err(read_error(
+                        base_offset,
+                        ScanError::Batch { position, error: not_contiguous() },
+                    ));
+                }
+                if header.max_timestamp >= timestamp {
+                    let (_, records) = decode_records(bytes)
+                        .map_err(|error| read_error(base_offset, ScanError::Batch { position, error }))?;
+                    for record in records {
+                        let record_timestamp = header.base_timestamp.saturating_add(record.timestamp_delta);
+                        if record_timestamp >= timestamp {
+                            return Ok(Some((
+                                header.base_offset + i64::from(record.offset_delta),
+                                record_timestamp,
+                            )));
+                        }
+                    }
+                }
+                expected_offset = header.last_offset() + 1;
+                position += header.size_bytes() as u64;
+            }
+        }
+        Ok(None)
     }
-    pub fn truncate_to(&mut self, _storage: &mut dyn Storage, _offset: i64) -> Result<(), LogError> {
-        todo!()
+
+    /// Drops every batch at and above `offset`, which MUST be a batch boundary or the log end.
+    /// Whole segments above it are deleted (durably); the segment holding it is truncated and its
+    /// indexes trimmed; it becomes the active segment (empty if `offset` is its base). Lowers the
+    /// durable offset to `offset`. The truncation itself is durable only after the next sync.
+    pub fn truncate_to(&mut self, env: &mut Env<'_>, offset: i64) -> Result<(), LogError> {
+        self.assert_open();
+        self.check_range(offset)?;
+        if offset == self.log_end_offset() {
+            return Ok(());
+        }
+        let base_offset = self.segment_base_for(offset);
+        let segment = &self.segments[&base_offset];
+        let mut kept = if offset == base_offset {
+            Segment::new(base_offset)
+        } else {
+            let path = log_path(&self.dir, base_offset);
+            let located = locate(env.storage, segment, &path, offset, false);
+            let (position, header, _) = located.map_err(|error| read_error(base_offset, error))?;
+            if header.base_offset != offset {
+                return Err(self.out_of_range(offset));
+            }
+            // The indexes below the cut stay; the batches from the last of them to the cut are read.
+            let offset_index: Vec<_> = segment
+                .offset_index
+                .iter()
+                .copied()
+                .filter(|entry| u64::from(entry.position) < position)
+                .collect();
+            let last_indexed = offset_index.last().map(|entry| entry.relative_offset);
+            let time_index = segment
+                .time_index
+                .iter()
+                .copied()
+                .filter(|entry| last_indexed.is_some_and(|last| entry.relative_offset <= last))
+                .collect();
+            let start = Segment::from_indexes(base_offset, offset_index, time_index);
+            let interval = self.config.index_interval_bytes;
+            match resume_segment(env.storage, &path, start, position, Checks::CRC, interval) {
+                Ok(Ok(kept)) => kept,
+                Ok(Err((position, error))) => {
+                    return Err(LogError::Corrupt { segment_base_offset: base_offset, position, error })
+                }
+                Err(error) => return Err(LogError::Storage(error)),
+            }
+        };
+        assert_eq!(kept.next_offset, offset);
+        kept.index_files_stale = segment.index_files_stale;
+        self.cut(env, kept)?;
+        assert_eq!(self.log_end_offset(), offset);
+        Ok(())
     }
-    pub fn roll(&mut self, _storage: &mut dyn Storage, _wall_clock_ms: i64) -> Result<(), LogError> {
-        todo!()
+
+    /// Scans the whole log, CRC and offsets, and cuts it at the first batch that fails (as
+    /// [`PartitionLog::truncate_to`] would). Returns the new log end offset if it cut anything.
+    /// What a single replica does when a read meets corruption: it has no copy to fetch from.
+    pub fn truncate_at_first_corruption(&mut self, env: &mut Env<'_>) -> Result<Option<i64>, LogError> {
+        self.assert_open();
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        for base_offset in bases {
+            let segment = &self.segments[&base_offset];
+            let path = log_path(&self.dir, base_offset);
+            let interval = self.config.index_interval_bytes;
+            let scan =
+                scan_segment(env.storage, &path, base_offset, segment.size_bytes, Checks::CRC, interval)
+                    .map_err(LogError::Storage)?;
+            if scan.stopped.is_none() && scan.segment.next_offset == segment.next_offset {
+                continue;
+            }
+            let mut kept = scan.segment;
+            kept.index_files_stale = segment.index_files_stale;
+            self.cut(env, kept)?;
+            return Ok(Some(self.log_end_offset()));
+        }
+        Ok(None)
     }
-    pub fn apply_retention(
-        &mut self,
-        _storage: &mut dyn Storage,
-        _wall_clock_ms: i64,
-    ) -> Result<RetentionReport, LogError> {
-        todo!()
+
+    /// Rolls a new active segment now, unless the active one is empty. Returns whether it rolled.
+    pub fn roll(&mut self, env: &mut Env<'_>) -> Result<bool, LogError> {
+        self.assert_open();
+        if self.active().is_empty() {
+            return Ok(false);
+        }
+        self.roll_segment(env)?;
+        Ok(true)
     }
-    pub fn sync_request(&mut self, _include_indexes: bool) -> Option<SyncRequest> {
-        todo!()
+
+    /// Kafka's retention, oldest segment first, never the active one nor one reaching the durable
+    /// offset: first by time (a segment whose newest timestamp is more than `retention_ms` before
+    /// the wall clock), then by size (while the log without the segment is still at least
+    /// `retention_bytes`). Deletion is durable on return and advances `log_start_offset`.
+    pub fn apply_retention(&mut self, env: &mut Env<'_>) -> Result<RetentionReport, LogError> {
+        self.assert_open();
+        let mut deleted_segments = Vec::new();
+        if let Some(retention_ms) = self.config.retention_ms {
+            while let Some(oldest) = self.deletable_oldest() {
+                if env.wall_clock_ms.saturating_sub(oldest.max_timestamp) <= retention_ms {
+                    break;
+                }
+                deleted_segments.push(self.delete_oldest(env)?);
+            }
+        }
+        if let Some(retention_bytes) = self.config.retention_bytes {
+            while let Some(oldest) = self.deletable_oldest() {
+                if self.size_bytes - oldest.size_bytes < retention_bytes {
+                    break;
+                }
+                deleted_segments.push(self.delete_oldest(env)?);
+            }
+        }
+        self.check_invariants();
+        Ok(RetentionReport { deleted_segments, log_start_offset: self.log_start_offset() })
     }
-    pub fn on_sync_complete(&mut self, _up_to_offset: i64) {
-        todo!()
+
+    /// The segment files written since the previous request (rolled and truncated ones included),
+    /// with the log end offset now; `None` if nothing is unsynced. The driver MUST sync every file
+    /// as it is now and then call [`PartitionLog::on_sync_complete`] with `up_to_offset`.
+    pub fn sync_request(&mut self) -> Option<SyncRequest> {
+        self.assert_open();
+        if self.unsynced_segments.is_empty() {
+            return None;
+        }
+        let files = std::mem::take(&mut self.unsynced_segments)
+            .into_iter()
+            .map(|base_offset| log_path(&self.dir, base_offset))
+            .collect();
+        Some(self.request(files))
     }
-    pub fn close(&mut self, _storage: &mut dyn Storage) -> Result<(), LogError> {
-        todo!()
+
+    /// Every file of the request that carried `up_to_offset` is synced. The durable offset advances
+    /// over every request completed so far whose predecessors all completed too.
+    pub fn on_sync_complete(&mut self, up_to_offset: i64) {
+        let pending = self
+            .pending_syncs
+            .iter_mut()
+            .find(|pending| !pending.completed && pending.requested_up_to_offset == up_to_offset);
+        let Some(pending) = pending else {
+            panic!("sync completion up to {up_to_offset} matches no outstanding sync request");
+        };
+        pending.completed = true;
+        while let Some(front) = self.pending_syncs.front().copied() {
+            if !front.completed {
+                break;
+            }
+            self.pending_syncs.pop_front();
+            self.durable_offset = self.durable_offset.max(front.durable_up_to_offset);
+        }
+        assert!(self.durable_offset <= self.log_end_offset());
+        self.check_invariants();
     }
+
+    /// Begins a clean close: writes every index file that is not known to match memory, and
+    /// returns every file that needs a sync (segments and indexes). The driver syncs them, reports
+    /// the request with [`PartitionLog::on_sync_complete`], then calls
+    /// [`PartitionLog::complete_close`]. The log MUST NOT be changed from here on.
+    pub fn begin_close(&mut self, env: &mut Env<'_>) -> Result<SyncRequest, LogError> {
+        self.assert_open();
+        for (&base_offset, segment) in self.segments.iter_mut() {
+            if segment.index_files_stale {
+                write_index_files(env.storage, &self.dir, segment).map_err(LogError::Storage)?;
+                segment.index_files_stale = false;
+                self.unsynced_indexes.insert(base_offset);
+            }
+        }
+        let mut files: Vec<String> = std::mem::take(&mut self.unsynced_segments)
+            .into_iter()
+            .map(|base_offset| log_path(&self.dir, base_offset))
+            .collect();
+        for base_offset in std::mem::take(&mut self.unsynced_indexes) {
+            files.push(index_path(&self.dir, base_offset));
+            files.push(time_index_path(&self.dir, base_offset));
+        }
+        let request = self.request(files);
+        self.lifecycle = Lifecycle::Closing;
+        Ok(request)
+    }
+
+    /// Ends a clean close once its syncs completed: writes the clean-shutdown marker (durable on
+    /// return), so the next open trusts the indexes instead of scanning every batch.
+    pub fn complete_close(&mut self, env: &mut Env<'_>) -> Result<(), LogError> {
+        assert_eq!(self.lifecycle, Lifecycle::Closing, "complete_close follows begin_close");
+        assert!(self.pending_syncs.is_empty(), "every sync request completed before the close");
+        assert_eq!(self.durable_offset, self.log_end_offset(), "a closed log is durable to its end");
+        match env.storage.create(&marker_path(&self.dir)) {
+            Ok(()) | Err(StorageError::AlreadyExists) => {}
+            Err(error) => return Err(LogError::Storage(error)),
+        }
+        self.lifecycle = Lifecycle::Closed;
+        Ok(())
+    }
+
+    /// Scans every batch of every segment (lengths, magic, CRC, records, contiguous offsets) and
+    /// checks that the files, the indexes and what the log holds in memory all agree. A state
+    /// invariant for the simulator after recovery: `Corrupt` for a bad batch, `Unrecoverable` for a
+    /// disagreement.
+    pub fn verify(&self, env: &mut Env<'_>) -> Result<(), LogError> {
+        let mut expected_base = None;
+        let mut total_bytes = 0;
+        for (&base_offset, segment) in &self.segments {
+            if expected_base.is_some_and(|expected| expected != base_offset) {
+                return Err(disagree(format!("segment {base_offset} does not follow the previous segment")));
+            }
+            verify_segment(env.storage, &self.dir, segment)?;
+            expected_base = Some(segment.next_offset);
+            total_bytes += segment.size_bytes;
+        }
+        if total_bytes != self.size_bytes {
+            return Err(disagree(format!(
+                "segments hold {total_bytes} bytes, the log counts {}",
+                self.size_bytes
+            )));
+        }
+        let (start, end) = (self.log_start_offset(), self.log_end_offset());
+        if !(start..=end).contains(&self.durable_offset) {
+            return Err(disagree(format!("durable offset {} outside [{start}, {end}]", self.durable_offset)));
+        }
+        Ok(())
+    }
+
+    /// The first offset in the log: the first segment's base offset.
     pub fn log_start_offset(&self) -> i64 {
-        todo!()
+        *self.segments.keys().next().expect("a log has a segment")
     }
+
+    /// The offset the next appended batch gets.
     pub fn log_end_offset(&self) -> i64 {
-        todo!()
+        self.active().next_offset
     }
+
+    /// Every offset below this survives a crash.
     pub fn durable_offset(&self) -> i64 {
-        todo!()
+        self.durable_offset
     }
+
     pub fn size_bytes(&self) -> u64 {
-        todo!()
+        self.size_bytes
     }
+
     pub fn segment_count(&self) -> usize {
-        todo!()
+        self.segments.len()
+    }
+
+    /// The base offset of every segment, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.keys().copied().collect()
+    }
+
+    pub fn dir(&self) -> &str {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    // ---- internals ----
+
+    fn active(&self) -> &Segment {
+        self.segments.values().next_back().expect("a log has a segment")
+    }
+
+    fn assert_open(&self) {
+        assert_eq!(self.lifecycle, Lifecycle::Open, "a closing or closed log is not changed");
+    }
+
+    fn check_invariants(&self) {
+        let (start, end) = (self.log_start_offset(), self.log_end_offset());
+        assert!(start <= end);
+        assert!(start <= self.durable_offset && self.durable_offset <= end, "durable offset within the log");
+        assert!(self.pending_syncs.len() <= PENDING_SYNCS_MAX, "the driver reports sync completions");
+    }
+
+    fn out_of_range(&self, offset: i64) -> LogError {
+        LogError::OffsetOutOfRange {
+            offset,
+            log_start_offset: self.log_start_offset(),
+            log_end_offset: self.log_end_offset(),
+        }
+    }
+
+    fn check_range(&self, offset: i64) -> Result<(), LogError> {
+        if offset < self.log_start_offset() || offset > self.log_end_offset() {
+            return Err(self.out_of_range(offset));
+        }
+        Ok(())
+    }
+
+    /// The base offset of the segment holding `offset` (within the log).
+    fn segment_base_for(&self, offset: i64) -> i64 {
+        let (&base_offset, _) = self.segments.range(..=offset).next_back().expect("offset within the log");
+        base_offset
+    }
+
+    fn should_roll(&mut self, env: &mut Env<'_>, header: &BatchHeader) -> bool {
+        let active = self.active();
+        if active.is_empty() {
+            return false;
+        }
+        let full = active.size_bytes + header.size_bytes() as u64 > self.config.segment_bytes;
+        let old = active
+            .rolling_timestamp
+            .is_some_and(|first| env.wall_clock_ms.saturating_sub(first) > self.config.segment_ms);
+        let offsets_exhausted = !active.fits_relative_offsets(i64::from(header.last_offset_delta) + 1);
+        full || old || offsets_exhausted || env.faults.buggify("log.roll_early")
+    }
+
+    fn roll_segment(&mut self, env: &mut Env<'_>) -> Result<(), LogError> {
+        assert!(!self.active().is_empty(), "never roll an empty segment");
+        let base_offset = self.log_end_offset();
+        let indexes_created =
+            create_segment_files(env.storage, &self.dir, base_offset).map_err(LogError::Storage)?;
+        let mut segment = Segment::new(base_offset);
+        segment.index_files_stale = !indexes_created;
+        let previous = self.segments.insert(base_offset, segment);
+        assert!(previous.is_none(), "a new segment starts after every other");
+        assert_eq!(self.log_end_offset(), base_offset);
+        Ok(())
+    }
+
+    fn request(&mut self, files: Vec<String>) -> SyncRequest {
+        let up_to_offset = self.log_end_offset();
+        self.pending_syncs.push_back(PendingSync {
+            requested_up_to_offset: up_to_offset,
+            durable_up_to_offset: up_to_offset,
+            completed: false,
+        });
+        self.check_invariants();
+        SyncRequest { files, up_to_offset }
+    }
+
+    /// The oldest segment if retention may delete it: not the active one, and wholly durable.
+    fn deletable_oldest(&self) -> Option<&Segment> {
+        if self.segments.len() < 2 {
+            return None;
+        }
+        let oldest = self.segments.values().next()?;
+        assert!(!oldest.is_empty(), "only the active segment can be empty");
+        (oldest.next_offset <= self.durable_offset).then_some(oldest)
+    }
+
+    fn delete_oldest(&mut self, env: &mut Env<'_>) -> Result<i64, LogError> {
+        let base_offset = self.log_start_offset();
+        delete_segment_files(env.storage, &self.dir, base_offset)?;
+        self.forget_segment(base_offset);
+        Ok(base_offset)
+    }
+
+    fn forget_segment(&mut self, base_offset: i64) {
+        let removed = self.segments.remove(&base_offset).expect("forgetting a segment of the log");
+        self.size_bytes -= removed.size_bytes;
+        self.unsynced_segments.remove(&base_offset);
+        self.unsynced_indexes.remove(&base_offset);
+        assert!(!self.segments.is_empty(), "the active segment is never deleted");
+    }
+
+    /// Cuts the log to `kept`, the new state of one of its segments: deletes every later segment
+    /// (newest first, so the log stays a prefix of itself after each step), truncates the kept
+    /// segment's files, and lowers the durable offset and pending syncs to the new end.
+    fn cut(&mut self, env: &mut Env<'_>, kept: Segment) -> Result<(), LogError> {
+        let base_offset = kept.base_offset;
+        let later: Vec<i64> = self.segments.range(base_offset + 1..).map(|(base, _)| *base).rev().collect();
+        for later_base in later {
+            delete_segment_files(env.storage, &self.dir, later_base)?;
+            self.forget_segment(later_base);
+            self.clamp_durable();
+        }
+        let path = log_path(&self.dir, base_offset);
+        env.storage.truncate(&path, kept.size_bytes).map_err(LogError::Storage)?;
+        let kept_bytes = kept.size_bytes;
+        let old = self.segments.insert(base_offset, kept).expect("the kept segment is in the log");
+        assert!(old.size_bytes >= kept_bytes);
+        self.size_bytes -= old.size_bytes - kept_bytes;
+        let segment = self.segments.get_mut(&base_offset).expect("just inserted");
+        if !segment.index_files_stale {
+            let index_bytes = (segment.offset_index.len() * OFFSET_INDEX_ENTRY_BYTES) as u64;
+            let time_bytes = (segment.time_index.len() * TIME_INDEX_ENTRY_BYTES) as u64;
+            let trimmed = env
+                .storage
+                .truncate(&index_path(&self.dir, base_offset), index_bytes)
+                .and_then(|()| env.storage.truncate(&time_index_path(&self.dir, base_offset), time_bytes));
+            segment.index_files_stale = trimmed.is_err();
+        }
+        self.unsynced_segments.insert(base_offset);
+        self.unsynced_indexes.insert(base_offset);
+        self.clamp_durable();
+        self.check_invariants();
+        Ok(())
+    }
+
+    fn clamp_durable(&mut self) {
+        let end = self.log_end_offset();
+        self.durable_offset = self.durable_offset.min(end);
+        for pending in &mut self.pending_syncs {
+            pending.durable_up_to_offset = pending.durable_up_to_offset.min(end);
+        }
     }
 }
+
+/// Appends a batch's new index entries to the index files. An index file that cannot be written is
+/// marked stale instead of failing the append: the in-memory index is the truth, and a clean close
+/// rewrites stale files whole. Returns whether an index file was written.
+fn write_index_entries(
+    storage: &mut dyn Storage,
+    dir: &str,
+    segment: &mut Segment,
+    added: NewIndexEntries,
+) -> bool {
+    if added == NewIndexEntries::default() || segment.index_files_stale {
+        return false;
+    }
+    let base_offset = segment.base_offset;
+    let mut written = Ok(());
+    if let Some(entry) = added.offset {
+        let at = ((segment.offset_index.len() - 1) * OFFSET_INDEX_ENTRY_BYTES) as u64;
+        written = storage.write_at(&index_path(dir, base_offset), at, &encode_offset_entry(entry));
+    }
+    if let (Ok(()), Some(entry)) = (&written, added.time) {
+        let at = ((segment.time_index.len() - 1) * TIME_INDEX_ENTRY_BYTES) as u64;
+        written = storage.write_at(&time_index_path(dir, base_offset), at, &encode_time_entry(entry));
+    }
+    segment.index_files_stale = written.is_err();
+    true
+}
+
+fn read_error(segment_base_offset: i64, error: ScanError) -> LogError {
+    match error {
+        ScanError::Storage(error) => LogError::Storage(error),
+        ScanError::Batch { position, error } => LogError::Corrupt { segment_base_offset, position, error },
+    }
+}
+
+fn disagree(what: String) -> LogError {
+    LogError::Unrecoverable(what)
+}
+
+/// One segment for [`PartitionLog::verify`]: every batch whole, and every fact the log keeps about
+/// the segment re-derived from the batches.
+fn verify_segment(storage: &mut dyn Storage, dir: &str, segment: &Segment) -> Result<(), LogError> {
+    let base_offset = segment.base_offset;
+    let path = log_path(dir, base_offset);
+    let file_bytes = storage.len(&path).map_err(LogError::Storage)?;
+    if file_bytes != segment.size_bytes {
+        return Err(disagree(format!(
+            "segment {base_offset}: file is {file_bytes} bytes, the log counts {}",
+            segment.size_bytes
+        )));
+    }
+    // (base offset, position, maximum timestamp) of every batch.
+    let mut batches: Vec<(i64, u64, i64)> = Vec::new();
+    let mut reader = SegmentReader::new(&path, segment.size_bytes);
+    let mut position = 0;
+    let mut next_offset = base_offset;
+    let all_checks = Checks { crc: true, records: true };
+    while position < segment.size_bytes {
+        let (header, _) =
+            reader.batch_at(storage, position, all_checks).map_err(|error| read_error(base_offset, error))?;
+        if header.base_offset != next_offset {
+            return Err(read_error(base_offset, ScanError::Batch { position, error: not_contiguous() }));
+        }
+        batches.push((header.base_offset, position, header.max_timestamp));
+        next_offset = header.last_offset() + 1;
+        position += header.size_bytes() as u64;
+    }
+    if next_offset != segment.next_offset {
+        return Err(disagree(format!(
+            "segment {base_offset}: batches end at offset {next_offset}, the log says {}",
+            segment.next_offset
+        )));
+    }
+    let mut max_timestamp = NO_TIMESTAMP;
+    let mut offset_of_max_timestamp = base_offset;
+    // The running maximum before each batch, to check the time index's "first to reach" rule.
+    let mut max_before: BTreeMap<i64, (u64, i64, i64)> = BTreeMap::new();
+    for &(offset, position, batch_max_timestamp) in &batches {
+        max_before.insert(offset, (position, batch_max_timestamp, max_timestamp));
+        if batch_max_timestamp > max_timestamp {
+            max_timestamp = batch_max_timestamp;
+            offset_of_max_timestamp = offset;
+        }
+    }
+    let rolling_timestamp = batches.first().map(|&(_, _, timestamp)| timestamp);
+    if (max_timestamp, offset_of_max_timestamp, rolling_timestamp)
+        != (segment.max_timestamp, segment.offset_of_max_timestamp, segment.rolling_timestamp)
+    {
+        return Err(disagree(format!("segment {base_offset}: timestamps disagree with the batches")));
+    }
+    for entry in &segment.offset_index {
+        let offset = base_offset + i64::from(entry.relative_offset);
+        if max_before.get(&offset).map(|&(position, _, _)| position) != Some(u64::from(entry.position)) {
+            return Err(disagree(format!("segment {base_offset}: offset index entry for {offset} is wrong")));
+        }
+    }
+    for entry in &segment.time_index {
+        let offset = base_offset + i64::from(entry.relative_offset);
+        let holds = max_before
+            .get(&offset)
+            .is_some_and(|&(_, batch_max, before)| batch_max == entry.timestamp && before < entry.timestamp);
+        if !holds {
+            return Err(disagree(format!("segment {base_offset}: time index entry for {offset} is wrong")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

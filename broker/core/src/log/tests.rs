@@ -1,0 +1,1090 @@
+//! Unit tests of the partition log over an in-memory storage that counts reads and can fail
+//! writes on demand. Crashes here are "drop the log and open again": this storage has no
+//! durability model (the simulated disk has; see `tests/tests/log_model.rs`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+
+use super::*;
+use crate::env::{FaultSites, Time};
+use crate::record::{consume, encode_batch, ConsumedRecord, NewRecord, ProducerInfo, BATCH_HEADER_BYTES};
+
+/// Files in memory. `reads` counts `read_at` calls. `writes_before_failure = Some(n)` lets `n`
+/// more writes (write_at, append) through and fails the one after with `Io`, having written half
+/// its bytes, as a torn write would.
+#[derive(Default)]
+struct MemStorage {
+    files: BTreeMap<String, Vec<u8>>,
+    reads: u64,
+    writes_before_failure: Option<u32>,
+}
+
+impl Storage for MemStorage {
+    fn create(&mut self, path: &str) -> Result<(), StorageError> {
+        if self.files.contains_key(path) {
+            return Err(StorageError::AlreadyExists);
+        }
+        self.files.insert(path.to_string(), Vec::new());
+        Ok(())
+    }
+
+    fn write_at(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        let fail = self.writes_before_failure == Some(0);
+        self.writes_before_failure = self.writes_before_failure.and_then(|writes| writes.checked_sub(1));
+        let file = self.files.get_mut(path).ok_or(StorageError::NotFound)?;
+        let data = if fail { &data[..data.len() / 2] } else { data };
+        let end = offset as usize + data.len();
+        if file.len() < end {
+            file.resize(end, 0);
+        }
+        file[offset as usize..end].copy_from_slice(data);
+        if fail {
+            return Err(StorageError::Io);
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, path: &str, data: &[u8]) -> Result<u64, StorageError> {
+        let offset = self.len(path)?;
+        self.write_at(path, offset, data)?;
+        Ok(offset)
+    }
+
+    fn read_at(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
+        self.reads += 1;
+        let file = self.files.get(path).ok_or(StorageError::NotFound)?;
+        let end = offset as usize + buf.len();
+        if end > file.len() {
+            return Err(StorageError::OutOfRange);
+        }
+        buf.copy_from_slice(&file[offset as usize..end]);
+        Ok(())
+    }
+
+    fn len(&mut self, path: &str) -> Result<u64, StorageError> {
+        self.files.get(path).map(|file| file.len() as u64).ok_or(StorageError::NotFound)
+    }
+
+    fn truncate(&mut self, path: &str, len: u64) -> Result<(), StorageError> {
+        self.files.get_mut(path).ok_or(StorageError::NotFound)?.resize(len as usize, 0);
+        Ok(())
+    }
+
+    fn list(&mut self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        Ok(self.files.keys().filter(|path| path.starts_with(prefix)).cloned().collect())
+    }
+
+    fn remove(&mut self, path: &str) -> Result<(), StorageError> {
+        self.files.remove(path).map(|_| ()).ok_or(StorageError::NotFound)
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), StorageError> {
+        let file = self.files.remove(from).ok_or(StorageError::NotFound)?;
+        self.files.insert(to.to_string(), file);
+        Ok(())
+    }
+}
+
+/// Plants chosen per test; `roll_early` makes the `log.roll_early` site fire every time.
+#[derive(Default)]
+struct TestFaults {
+    plants: BTreeSet<Plant>,
+    roll_early: bool,
+}
+
+impl FaultSites for TestFaults {
+    fn buggify(&mut self, site: &'static str) -> bool {
+        site == "log.roll_early" && self.roll_early
+    }
+
+    fn planted(&self, bug: Plant) -> bool {
+        self.plants.contains(&bug)
+    }
+}
+
+const DIR: &str = "topic-0";
+
+struct World {
+    storage: MemStorage,
+    rng: ChaCha8Rng,
+    faults: TestFaults,
+    wall_clock_ms: i64,
+}
+
+impl World {
+    fn new() -> World {
+        World {
+            storage: MemStorage::default(),
+            rng: ChaCha8Rng::seed_from_u64(7),
+            faults: TestFaults::default(),
+            wall_clock_ms: 1_000_000,
+        }
+    }
+
+    fn env(&mut self) -> Env<'_> {
+        Env {
+            now: Time::ZERO,
+            wall_clock_ms: self.wall_clock_ms,
+            storage: &mut self.storage,
+            rng: &mut self.rng,
+            faults: &mut self.faults,
+        }
+    }
+
+    fn open(&mut self, config: &LogConfig) -> (PartitionLog, RecoveryReport) {
+        let (log, report) = PartitionLog::open(&mut self.env(), DIR, config.clone()).expect("the log opens");
+        log.verify(&mut self.env()).expect("a freshly opened log verifies");
+        (log, report)
+    }
+
+    fn file(&mut self, path: &str) -> &mut Vec<u8> {
+        self.storage.files.get_mut(path).expect("the file exists")
+    }
+}
+
+fn small_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 1024,
+        segment_ms: i64::MAX / 2,
+        index_interval_bytes: 128,
+        retention_bytes: None,
+        retention_ms: None,
+        max_batch_bytes: 8192,
+    }
+}
+
+/// A batch of `count` records with timestamps from `timestamp`, values naming their batch.
+fn batch(tag: u32, count: usize, timestamp: i64) -> Vec<u8> {
+    let records: Vec<NewRecord> = (0..count)
+        .map(|index| NewRecord {
+            timestamp: timestamp + index as i64,
+            key: None,
+            value: Some(format!("batch {tag} record {index}").into_bytes()),
+            headers: Vec::new(),
+        })
+        .collect();
+    encode_batch(&records, ProducerInfo::NONE)
+}
+
+/// Appends `batches` batches of 1 to 3 records; returns every record as a consumer would see it.
+fn fill(world: &mut World, log: &mut PartitionLog, batches: u32) -> Vec<ConsumedRecord> {
+    let mut expected = Vec::new();
+    for tag in 0..batches {
+        let count = 1 + (tag % 3) as usize;
+        let bytes = batch(tag, count, 1000 + i64::from(tag) * 10);
+        let info = log.append(&mut world.env(), &bytes).expect("append");
+        let mut stored = bytes.clone();
+        set_base_offset(&mut stored, info.base_offset);
+        expected.extend(consume(&stored).expect("valid"));
+    }
+    expected
+}
+
+/// Every record from `offset` to the end, reading `max_bytes` at a time.
+fn read_all(world: &mut World, log: &PartitionLog, mut offset: i64, max_bytes: usize) -> Vec<ConsumedRecord> {
+    let mut records = Vec::new();
+    while offset < log.log_end_offset() {
+        let read = log.read(&mut world.env(), offset, max_bytes).expect("read");
+        let batch_records = consume(&read.bytes).expect("reads serve valid batches");
+        assert!(!batch_records.is_empty(), "a read below the end serves at least one batch");
+        records.extend(batch_records.into_iter().filter(|record| record.offset >= offset));
+        offset = records.last().expect("records").offset + 1;
+    }
+    records
+}
+
+fn segment_paths(world: &World) -> Vec<String> {
+    world.storage.files.keys().filter(|path| path.ends_with(".log")).cloned().collect()
+}
+
+fn sync_all(log: &mut PartitionLog) {
+    if let Some(request) = log.sync_request() {
+        log.on_sync_complete(request.up_to_offset);
+    }
+}
+
+fn close(world: &mut World, mut log: PartitionLog) {
+    let request = log.begin_close(&mut world.env()).expect("begin close");
+    log.on_sync_complete(request.up_to_offset);
+    log.complete_close(&mut world.env()).expect("complete close");
+}
+
+fn recovery_mentions(report: &RecoveryReport, words: &str) -> bool {
+    report.actions.iter().any(|action| action.contains(words))
+}
+
+// ---- append and read ----
+
+#[test]
+fn an_empty_directory_opens_as_an_empty_log_at_offset_zero() {
+    let mut world = World::new();
+    let (log, report) = world.open(&small_config());
+    assert_eq!((log.log_start_offset(), log.log_end_offset(), log.durable_offset()), (0, 0, 0));
+    assert_eq!((log.segment_count(), log.size_bytes()), (1, 0));
+    assert!(!report.clean_shutdown);
+    assert_eq!(segment_paths(&world), vec![format!("{DIR}/00000000000000000000.log")]);
+    let read = log.read(&mut world.env(), 0, 1000).unwrap();
+    assert!(read.bytes.is_empty());
+}
+
+#[test]
+fn append_assigns_offsets_and_read_returns_the_records() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&small_config());
+    let first = log.append(&mut world.env(), &batch(0, 3, 500)).unwrap();
+    assert_eq!((first.base_offset, first.last_offset, first.max_timestamp, first.rolled), (0, 2, 502, false));
+    let second = log.append(&mut world.env(), &batch(1, 2, 400)).unwrap();
+    assert_eq!((second.base_offset, second.last_offset), (3, 4));
+    assert_eq!(log.log_end_offset(), 5);
+
+    let read = log.read(&mut world.env(), 0, 1 << 20).unwrap();
+    let records = consume(&read.bytes).unwrap();
+    assert_eq!(records.iter().map(|record| record.offset).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    assert_eq!(records[3].value.as_deref(), Some(&b"batch 1 record 0"[..]));
+    assert_eq!(records[4].timestamp, 401);
+    assert_eq!((read.log_start_offset, read.log_end_offset), (0, 5));
+
+    // A read inside a batch starts with the batch holding the offset.
+    let read = log.read(&mut world.env(), 4, 1 << 20).unwrap();
+    assert_eq!(consume(&read.bytes).unwrap().first().unwrap().offset, 3);
+    log.verify(&mut world.env()).unwrap();
+}
+
+#[test]
+fn invalid_batches_are_rejected_and_change_nothing() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&small_config());
+    let good = batch(0, 2, 10);
+    let mut bad_crc = good.clone();
+    let last = bad_crc.len() - 1;
+    bad_crc[last] ^= 0x01;
+    assert!(matches!(
+        log.append(&mut world.env(), &bad_crc),
+        Err(LogError::InvalidBatch(BatchError::CrcMismatch { .. }))
+    ));
+    let mut trailing = good.clone();
+    trailing.push(0);
+    assert!(matches!(log.append(&mut world.env(), &trailing), Err(LogError::InvalidBatch(_))));
+    assert!(matches!(log.append(&mut world.env(), &good[..30]), Err(LogError::InvalidBatch(_))));
+    let huge = batch(1, 400, 10);
+    assert!(huge.len() > 8192);
+    assert_eq!(
+        log.append(&mut world.env(), &huge),
+        Err(LogError::BatchTooLarge { size: huge.len() as u64, max: 8192 })
+    );
+    assert_eq!((log.log_end_offset(), log.size_bytes()), (0, 0));
+    assert!(log.sync_request().is_none(), "nothing was written");
+    log.append(&mut world.env(), &good).unwrap();
+    assert_eq!(log.log_end_offset(), 2);
+}
+
+#[test]
+fn reads_cross_segment_boundaries_and_return_every_record() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&small_config());
+    let expected = fill(&mut world, &mut log, 120);
+    assert!(log.segment_count() > 5, "small segments roll often: {}", log.segment_count());
+    assert_eq!(read_all(&mut world, &log, 0, 1 << 20), expected);
+    // One big read spans segments.
+    let read = log.read(&mut world.env(), 0, 1 << 20).unwrap();
+    assert_eq!(consume(&read.bytes).unwrap(), expected);
+    // Start in the last batch of a segment: the read continues into the next one.
+    let bases = log.segment_base_offsets();
+    let second_base = bases[1];
+    let read = log.read(&mut world.env(), second_base - 1, 400).unwrap();
+    let records = consume(&read.bytes).unwrap();
+    assert!(records.iter().any(|record| record.offset < second_base));
+    assert!(records.iter().any(|record| record.offset >= second_base));
+    for offset in 0..log.log_end_offset() {
+        let read = log.read(&mut world.env(), offset, 1).unwrap();
+        let records = consume(&read.bytes).unwrap();
+        assert!(records.iter().any(|record| record.offset == offset), "offset {offset} served");
+    }
+}
+
+#[test]
+fn max_bytes_limits_whole_batches_but_serves_at_least_one() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&LogConfig { segment_bytes: 1 << 20, ..small_config() });
+    let sizes: Vec<usize> = (0..10u32)
+        .map(|tag| {
+            let bytes = batch(tag, 2, 100);
+            log.append(&mut world.env(), &bytes).unwrap();
+            bytes.len()
+        })
+        .collect();
+    // Room for exactly three batches, and one byte short of four.
+    let three: usize = sizes[..3].iter().sum();
+    let four: usize = sizes[..4].iter().sum();
+    assert_eq!(log.read(&mut world.env(), 0, three).unwrap().bytes.len(), three);
+    assert_eq!(log.read(&mut world.env(), 0, four - 1).unwrap().bytes.len(), three);
+    // A limit smaller than the first batch still serves that batch, and only it.
+    let read = log.read(&mut world.env(), 0, 10).unwrap();
+    assert_eq!(read.bytes.len(), sizes[0]);
+    assert_eq!(consume(&read.bytes).unwrap().len(), 2);
+    let read = log.read(&mut world.env(), 0, 0).unwrap();
+    assert_eq!(read.bytes.len(), sizes[0]);
+}
+
+#[test]
+fn reads_outside_the_log_are_out_of_range_and_at_the_end_are_empty() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&small_config());
+    fill(&mut world, &mut log, 5);
+    let end = log.log_end_offset();
+    assert!(log.read(&mut world.env(), end, 100).unwrap().bytes.is_empty());
+    let out_of_range =
+        LogError::OffsetOutOfRange { offset: end + 1, log_start_offset: 0, log_end_offset: end };
+    assert_eq!(log.read(&mut world.env(), end + 1, 100), Err(out_of_range));
+    assert!(matches!(log.read(&mut world.env(), -1, 100), Err(LogError::OffsetOutOfRange { .. })));
+}
+
+#[test]
+fn a_failed_write_leaves_the_log_as_it_was() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&small_config());
+    let expected = fill(&mut world, &mut log, 4);
+    let (end, size) = (log.log_end_offset(), log.size_bytes());
+    sync_all(&mut log);
+    world.storage.writes_before_failure = Some(0);
+    assert_eq!(log.append(&mut world.env(), &batch(9, 2, 0)), Err(LogError::Storage(StorageError::Io)));
+    assert_eq!((log.log_end_offset(), log.size_bytes()), (end, size));
+    assert!(log.sync_request().is_none(), "nothing new to sync");
+    log.verify(&mut world.env()).expect("the torn bytes were cut off");
+    let info = log.append(&mut world.env(), &batch(10, 1, 0)).unwrap();
+    assert_eq!(info.base_offset, end);
+    assert_eq!(read_all(&mut world, &log, 0, 1 << 20)[..expected.len()], expected[..]);
+    log.verify(&mut world.env()).unwrap();
+}
+
+#[test]
+fn a_failed_index_write_does_not_fail_the_append_and_a_clean_close_rewrites_the_index() {
+    let mut world = World::new();
+    let config = LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 1, ..small_config() };
+    let (mut log, _) = world.open(&config);
+    log.append(&mut world.env(), &batch(0, 1, 10)).unwrap();
+    // The next batch is indexed: its log write goes through, its offset-index write fails.
+    world.storage.writes_before_failure = Some(1);
+    let info = log.append(&mut world.env(), &batch(1, 1, 20)).unwrap();
+    assert_eq!(info.base_offset, 1);
+    assert_eq!(world.storage.writes_before_failure, None, "the failure was spent on the index");
+    log.append(&mut world.env(), &batch(2, 1, 30)).unwrap();
+    let index = index_path(DIR, 0);
+    assert_ne!(world.storage.files[&index].len(), 2 * OFFSET_INDEX_ENTRY_BYTES, "the file missed an entry");
+    log.verify(&mut world.env()).unwrap();
+    close(&mut world, log);
+    assert_eq!(world.storage.files[&index].len(), 2 * OFFSET_INDEX_ENTRY_BYTES, "the close rewrote it");
+    let (log, report) = world.open(&config);
+    assert!(report.clean_shutdown, "{:?}", report.actions);
+    assert!(!recovery_mentions(&report, "rebuil"), "{:?}", report.actions);
+    assert_eq!(read_all(&mut world, &log, 0, 1 << 20).len(), 3);
+}
+
+// ---- timestamps ----
+
+#[test]
+fn offset_for_timestamp_finds_the_first_record_at_or_after_the_timestamp() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&LogConfig { index_interval_bytes: 64, ..small_config() });
+    // Timestamps that go up and down, as producers' clocks do.
+    let mut batches: Vec<Vec<ConsumedRecord>> = Vec::new();
+    for tag in 0..60u32 {
+        let start = 1000 + i64::from(tag * 37 % 50) * 10 + i64::from(tag) * 3;
+        let bytes = batch(tag, 1 + (tag % 4) as usize, start);
+        let info = log.append(&mut world.env(), &bytes).unwrap();
+        let mut stored = bytes;
+        set_base_offset(&mut stored, info.base_offset);
+        batches.push(consume(&stored).unwrap());
+    }
+    assert!(log.segment_count() > 3);
+    // The reference: the first batch whose maximum reaches the timestamp, then its first record that does.
+    let reference = |timestamp: i64| {
+        let batch = batches.iter().find(|batch| batch.iter().any(|record| record.timestamp >= timestamp))?;
+        batch
+            .iter()
+            .find(|record| record.timestamp >= timestamp)
+            .map(|record| (record.offset, record.timestamp))
+    };
+    for timestamp in (900..1800).step_by(7) {
+        let found = log.offset_for_timestamp(&mut world.env(), timestamp).unwrap();
+        assert_eq!(found, reference(timestamp), "timestamp {timestamp}");
+    }
+    assert_eq!(log.offset_for_timestamp(&mut world.env(), 10_000).unwrap(), None);
+    assert_eq!(log.offset_for_timestamp(&mut world.env(), 0).unwrap(), Some((0, batches[0][0].timestamp)));
+}
+
+// ---- truncation ----
+
+#[test]
+fn truncate_to_a_batch_boundary_drops_everything_from_there() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&small_config());
+    let expected = fill(&mut world, &mut log, 60);
+    sync_all(&mut log);
+    let segments_before = log.segment_count();
+    let bases = log.segment_base_offsets();
+    // A boundary in the middle of the second segment.
+    let read = log.read(&mut world.env(), bases[1], 1).unwrap();
+    let first = consume(&read.bytes).unwrap();
+    let boundary = first.last().unwrap().offset + 1;
+    assert!(boundary > bases[1] && boundary < bases[2]);
+    log.truncate_to(&mut world.env(), boundary).unwrap();
+    assert_eq!(log.log_end_offset(), boundary);
+    assert_eq!(log.durable_offset(), boundary, "the durable offset falls to the cut");
+    assert_eq!(log.segment_count(), 2);
+    assert!(segments_before > 2);
+    assert_eq!(segment_paths(&world).len(), 2);
+    log.verify(&mut world.env()).unwrap();
+    let kept: Vec<_> = expected.iter().filter(|record| record.offset < boundary).cloned().collect();
+    assert_eq!(read_all(&mut world, &log, 0, 1 << 20), kept);
+    // The log continues from the cut, and the truncated segment is due for a sync.
+    let request = log.sync_request().expect("the truncated segment is unsynced");
+    assert_eq!(request.files, vec![log_path(DIR, bases[1])]);
+    log.on_sync_complete(request.up_to_offset);
+    let info = log.append(&mut world.env(), &batch(99, 2, 5)).unwrap();
+    assert_eq!(info.base_offset, boundary);
+    log.verify(&mut world.env()).unwrap();
+
+    // Truncating to a segment's base leaves that segment, empty, as the active one.
+    log.truncate_to(&mut world.env(), bases[1]).unwrap();
+    assert_eq!((log.log_end_offset(), log.segment_count()), (bases[1], 2));
+    log.verify(&mut world.env()).unwrap();
+    log.truncate_to(&mut world.env(), 0).unwrap();
+    assert_eq!((log.log_end_offset(), log.segment_count(), log.size_bytes()), (0, 1, 0));
+    log.verify(&mut world.env()).unwrap();
+}
+
+#[test]
+fn truncate_inside_a_batch_or_outside_the_log_is_an_error() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&small_config());
+    log.append(&mut world.env(), &batch(0, 3, 0)).unwrap();
+    log.append(&mut world.env(), &batch(1, 3, 0)).unwrap();
+    assert!(matches!(
+        log.truncate_to(&mut world.env(), 4),
+        Err(LogError::OffsetOutOfRange { offset: 4, .. })
+    ));
+    assert!(matches!(log.truncate_to(&mut world.env(), 7), Err(LogError::OffsetOutOfRange { .. })));
+    assert_eq!(log.log_end_offset(), 6);
+    log.truncate_to(&mut world.env(), 6).unwrap();
+    assert_eq!(log.log_end_offset(), 6, "truncating to the end changes nothing");
+    log.truncate_to(&mut world.env(), 3).unwrap();
+    assert_eq!(log.log_end_offset(), 3);
+}
+
+#[test]
+fn a_sync_requested_before_a_cut_counts_only_up_to_the_cut() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&small_config());
+    log.append(&mut world.env(), &batch(0, 2, 0)).unwrap();
+    log.append(&mut world.env(), &batch(1, 2, 0)).unwrap();
+    let request = log.sync_request().unwrap();
+    assert_eq!(request.up_to_offset, 4);
+    log.truncate_to(&mut world.env(), 2).unwrap();
+    log.append(&mut world.env(), &batch(2, 3, 0)).unwrap();
+    log.on_sync_complete(request.up_to_offset);
+    assert_eq!(log.durable_offset(), 2, "the new records at 2..5 were not covered by that sync");
+    sync_all(&mut log);
+    assert_eq!(log.durable_offset(), 5);
+}
+
+// ---- rolling ----
+
+#[test]
+fn the_log_rolls_by_size_and_never_rolls_an_empty_segment() {
+    let mut world = World::new();
+    let config = small_config();
+    let (mut log, _) = world.open(&config);
+    let bytes = batch(0, 3, 0);
+    let per_segment = config.segment_bytes as usize / bytes.len();
+    for index in 0..per_segment {
+        assert!(!log.append(&mut world.env(), &bytes).unwrap().rolled, "append {index} fits");
+    }
+    let info = log.append(&mut world.env(), &bytes).unwrap();
+    assert!(info.rolled);
+    assert_eq!(log.segment_base_offsets(), vec![0, info.base_offset]);
+    assert!(log.roll(&mut world.env()).unwrap());
+    assert!(!log.roll(&mut world.env()).unwrap(), "the new active segment is empty");
+    assert_eq!(log.segment_count(), 3);
+    // A batch larger than a segment goes into an empty segment whole.
+    let big = batch(1, 60, 0);
+    assert!(big.len() as u64 > config.segment_bytes);
+    assert!(!log.append(&mut world.env(), &big).unwrap().rolled);
+    assert!(log.append(&mut world.env(), &bytes).unwrap().rolled);
+    log.verify(&mut world.env()).unwrap();
+}
+
+#[test]
+fn the_log_rolls_when_its_first_batch_is_older_than_segment_ms() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&LogConfig { segment_ms: 1000, segment_bytes: 1 << 20, ..small_config() });
+    world.wall_clock_ms = 50_000;
+    log.append(&mut world.env(), &batch(0, 1, 49_000)).unwrap();
+    world.wall_clock_ms = 50_000;
+    assert!(!log.append(&mut world.env(), &batch(1, 1, 49_500)).unwrap().rolled, "exactly segment_ms old");
+    world.wall_clock_ms = 50_001;
+    assert!(log.append(&mut world.env(), &batch(2, 1, 49_500)).unwrap().rolled);
+    assert_eq!(log.segment_base_offsets(), vec![0, 2]);
+}
+
+#[test]
+fn buggify_rolls_early_but_never_an_empty_segment() {
+    let mut world = World::new();
+    world.faults.roll_early = true;
+    let (mut log, _) = world.open(&LogConfig { segment_bytes: 1 << 20, ..small_config() });
+    assert!(!log.append(&mut world.env(), &batch(0, 1, 0)).unwrap().rolled);
+    assert!(log.append(&mut world.env(), &batch(1, 1, 0)).unwrap().rolled);
+    assert_eq!(log.segment_base_offsets(), vec![0, 1]);
+}
+
+// ---- retention ----
+
+#[test]
+fn retention_by_size_deletes_oldest_segments_but_never_the_active_one_nor_undurable_ones() {
+    let mut world = World::new();
+    let config = LogConfig { retention_bytes: Some(2500), ..small_config() };
+    let (mut log, _) = world.open(&config);
+    let expected = fill(&mut world, &mut log, 80);
+    let report = log.apply_retention(&mut world.env()).unwrap();
+    assert!(report.deleted_segments.is_empty(), "nothing is durable yet");
+    sync_all(&mut log);
+    let sizes_before = log.size_bytes();
+    let report = log.apply_retention(&mut world.env()).unwrap();
+    assert!(!report.deleted_segments.is_empty());
+    assert_eq!(report.log_start_offset, log.log_start_offset());
+    assert_eq!(log.log_start_offset(), *log.segment_base_offsets().first().unwrap());
+    assert!(log.size_bytes() >= 2500, "Kafka keeps at least retention.bytes");
+    assert!(log.size_bytes() < sizes_before);
+    let oldest_bytes = world.storage.files[&log_path(DIR, log.log_start_offset())].len() as u64;
+    assert!(log.size_bytes() - oldest_bytes < 2500, "one more deletion would go below");
+    for base in &report.deleted_segments {
+        assert!(!world.storage.files.contains_key(&log_path(DIR, *base)));
+        assert!(!world.storage.files.contains_key(&index_path(DIR, *base)));
+    }
+    let start = log.log_start_offset();
+    let kept: Vec<_> = expected.into_iter().filter(|record| record.offset >= start).collect();
+    assert_eq!(read_all(&mut world, &log, start, 1 << 20), kept);
+    assert!(matches!(log.read(&mut world.env(), start - 1, 100), Err(LogError::OffsetOutOfRange { .. })));
+    log.verify(&mut world.env()).unwrap();
+}
+
+#[test]
+fn retention_smaller_than_the_active_segment_keeps_the_active_segment() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&LogConfig { retention_bytes: Some(1), ..small_config() });
+    fill(&mut world, &mut log, 40);
+    sync_all(&mut log);
+    let end = log.log_end_offset();
+    log.apply_retention(&mut world.env()).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    assert_eq!(log.log_end_offset(), end);
+    assert!(log.log_end_offset() > log.log_start_offset());
+    log.verify(&mut world.env()).unwrap();
+}
+
+#[test]
+fn retention_by_time_deletes_segments_whose_newest_record_is_too_old() {
+    let mut world = World::new();
+    let config = LogConfig { retention_ms: Some(10_000), segment_bytes: 1 << 20, ..small_config() };
+    let (mut log, _) = world.open(&config);
+    // Three segments with newest timestamps 5_000, 20_000 and 30_000 (the active one, ancient too).
+    log.append(&mut world.env(), &batch(0, 2, 4_000)).unwrap();
+    log.append(&mut world.env(), &batch(1, 2, 4_999)).unwrap();
+    log.roll(&mut world.env()).unwrap();
+    log.append(&mut world.env(), &batch(2, 1, 20_000)).unwrap();
+    log.roll(&mut world.env()).unwrap();
+    log.append(&mut world.env(), &batch(3, 1, 30_000)).unwrap();
+    sync_all(&mut log);
+    world.wall_clock_ms = 15_000;
+    assert!(
+        log.apply_retention(&mut world.env()).unwrap().deleted_segments.is_empty(),
+        "exactly retention_ms"
+    );
+    world.wall_clock_ms = 15_001;
+    let report = log.apply_retention(&mut world.env()).unwrap();
+    assert_eq!(report.deleted_segments, vec![0]);
+    assert_eq!(log.log_start_offset(), 4);
+    world.wall_clock_ms = 1_000_000;
+    let report = log.apply_retention(&mut world.env()).unwrap();
+    assert_eq!(report.deleted_segments, vec![4], "never the active segment");
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (5, 6));
+    log.verify(&mut world.env()).unwrap();
+}
+
+// ---- sync protocol ----
+
+#[test]
+fn sync_requests_name_every_written_segment_and_durability_follows_completions_in_order() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&LogConfig { segment_bytes: 1 << 20, ..small_config() });
+    assert!(log.sync_request().is_none(), "a new log has nothing to sync");
+    log.append(&mut world.env(), &batch(0, 2, 0)).unwrap();
+    log.roll(&mut world.env()).unwrap();
+    log.append(&mut world.env(), &batch(1, 2, 0)).unwrap();
+    let first = log.sync_request().unwrap();
+    assert_eq!(first.files, vec![log_path(DIR, 0), log_path(DIR, 2)], "the rolled segment too");
+    assert_eq!(first.up_to_offset, 4);
+    assert!(log.sync_request().is_none());
+    log.append(&mut world.env(), &batch(2, 1, 0)).unwrap();
+    let second = log.sync_request().unwrap();
+    assert_eq!((second.files.clone(), second.up_to_offset), (vec![log_path(DIR, 2)], 5));
+    assert_eq!(log.durable_offset(), 0);
+    log.on_sync_complete(second.up_to_offset);
+    assert_eq!(log.durable_offset(), 0, "the earlier request is still outstanding");
+    log.on_sync_complete(first.up_to_offset);
+    assert_eq!(log.durable_offset(), 5);
+}
+
+#[test]
+#[should_panic(expected = "matches no outstanding sync request")]
+fn a_completion_nobody_requested_is_a_driver_bug() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&small_config());
+    log.on_sync_complete(3);
+}
+
+#[test]
+fn begin_close_syncs_segments_and_indexes() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&small_config());
+    fill(&mut world, &mut log, 30);
+    sync_all(&mut log);
+    log.append(&mut world.env(), &batch(50, 1, 0)).unwrap();
+    let active = *log.segment_base_offsets().last().unwrap();
+    let request = log.begin_close(&mut world.env()).unwrap();
+    assert!(request.files.contains(&log_path(DIR, active)));
+    for base in log.segment_base_offsets() {
+        assert!(request.files.contains(&index_path(DIR, base)), "index of {base}");
+        assert!(request.files.contains(&time_index_path(DIR, base)), "time index of {base}");
+    }
+    assert!(!world.storage.files.contains_key(&marker_path(DIR)));
+    log.on_sync_complete(request.up_to_offset);
+    log.complete_close(&mut world.env()).unwrap();
+    assert!(world.storage.files.contains_key(&marker_path(DIR)));
+}
+
+// ---- recovery ----
+
+#[test]
+fn a_clean_close_reopens_from_the_indexes_without_a_full_scan() {
+    let mut world = World::new();
+    let config = small_config();
+    let (mut log, _) = world.open(&config);
+    let expected = fill(&mut world, &mut log, 200);
+    let (end, segments, size) = (log.log_end_offset(), log.segment_count(), log.size_bytes());
+    close(&mut world, log);
+    let total_bytes: u64 =
+        segment_paths(&world).iter().map(|path| world.storage.files[path].len() as u64).sum();
+    world.storage.reads = 0;
+    let (log, report) = PartitionLog::open(&mut world.env(), DIR, config.clone()).unwrap();
+    assert!(report.clean_shutdown, "{:?}", report.actions);
+    assert!(!recovery_mentions(&report, "validated every batch"), "{:?}", report.actions);
+    assert!(!recovery_mentions(&report, "rebuil"), "{:?}", report.actions);
+    assert!(recovery_mentions(&report, "clean-shutdown marker"));
+    // Only index files and segment tails were read: far less than the log.
+    assert!(world.storage.reads < 6 * segments as u64, "{} reads", world.storage.reads);
+    assert!(total_bytes > 10_000);
+    assert!(!world.storage.files.contains_key(&marker_path(DIR)), "the marker is gone once open");
+    assert_eq!((log.log_end_offset(), log.segment_count(), log.size_bytes()), (end, segments, size));
+    assert_eq!(log.durable_offset(), end);
+    log.verify(&mut world.env()).unwrap();
+    assert_eq!(read_all(&mut world, &log, 0, 1 << 20), expected);
+    drop(log);
+    // Without a new clean close, the next open is unclean.
+    let (_, report) = world.open(&config);
+    assert!(!report.clean_shutdown);
+}
+
+#[test]
+fn an_unclean_reopen_scans_everything_and_rebuilds_the_indexes() {
+    let mut world = World::new();
+    let config = small_config();
+    let (mut log, _) = world.open(&config);
+    let expected = fill(&mut world, &mut log, 150);
+    let index_files: BTreeMap<String, Vec<u8>> = world
+        .storage
+        .files
+        .iter()
+        .filter(|(path, _)| path.ends_with("index"))
+        .map(|(path, bytes)| (path.clone(), bytes.clone()))
+        .collect();
+    let end = log.log_end_offset();
+    drop(log);
+    // Wreck every index: recovery must not need them.
+    for path in index_files.keys() {
+        world.file(path).clear();
+        world.file(path).extend_from_slice(&[0xff; 13]);
+    }
+    let (mut log, report) = world.open(&config);
+    assert!(!report.clean_shutdown);
+    assert!(recovery_mentions(&report, "validated every batch"), "{:?}", report.actions);
+    assert!(recovery_mentions(&report, "rebuilt their indexes"), "{:?}", report.actions);
+    assert_eq!(log.log_end_offset(), end);
+    assert_eq!(log.durable_offset(), end, "what recovery read back is durable");
+    for (path, bytes) in &index_files {
+        assert_eq!(&world.storage.files[path], bytes, "{path} rebuilt as append wrote it");
+    }
+    assert_eq!(read_all(&mut world, &log, 0, 1 << 20), expected);
+    let request = log.sync_request().expect("recovered segments are queued for a sync");
+    assert_eq!(request.files.len(), log.segment_count());
+}
+
+/// Opens a log of 30 batches over several segments and returns it closed uncleanly, with the
+/// position and offset of every batch of its second segment.
+fn log_with_batches(world: &mut World) -> (Vec<(u64, i64)>, Vec<ConsumedRecord>, Vec<i64>) {
+    let (mut log, _) = world.open(&small_config());
+    let expected = fill(world, &mut log, 30);
+    let bases = log.segment_base_offsets();
+    assert!(bases.len() >= 3);
+    let bytes = world.storage.files[&log_path(DIR, bases[1])].clone();
+    let mut batches = Vec::new();
+    let mut position = 0;
+    while position < bytes.len() {
+        let header = BatchHeader::parse(&bytes[position..]).unwrap();
+        batches.push((position as u64, header.base_offset));
+        position += header.size_bytes();
+    }
+    (batches, expected, bases)
+}
+
+fn assert_recovered_to(
+    world: &mut World,
+    offset: i64,
+    expected: &[ConsumedRecord],
+    words: &str,
+) -> PartitionLog {
+    let (log, report) = world.open(&small_config());
+    assert!(!report.clean_shutdown);
+    assert_eq!(log.log_end_offset(), offset, "{:?}", report.actions);
+    assert!(recovery_mentions(&report, words), "{:?}", report.actions);
+    assert!(recovery_mentions(&report, "deleted segment"), "{:?}", report.actions);
+    let kept: Vec<_> = expected.iter().filter(|record| record.offset < offset).cloned().collect();
+    assert_eq!(read_all(world, &log, 0, 1 << 20), kept);
+    assert_eq!(segment_paths(world).len(), 2, "every later segment is gone");
+    log
+}
+
+/// Damages the `batch_index`th batch of the second segment of a 30-batch log, reopens it
+/// uncleanly, and checks the log was cut right before that batch, saying `words`.
+fn recovers_from_damage(batch_index: usize, damage: impl FnOnce(&mut Vec<u8>, usize), words: &str) {
+    let mut world = World::new();
+    let (batches, expected, bases) = log_with_batches(&mut world);
+    let (position, offset) = batches[batch_index];
+    let path = log_path(DIR, bases[1]);
+    damage(world.file(&path), position as usize);
+    assert_recovered_to(&mut world, offset, &expected, words);
+    assert_eq!(world.storage.files[&path].len() as u64, position, "the segment ends before the damage");
+}
+
+#[test]
+fn recovery_cuts_a_torn_tail() {
+    recovers_from_damage(2, |file, position| file.truncate(position + 20), "truncated segment");
+}
+
+#[test]
+fn recovery_cuts_at_a_flipped_crc_bit() {
+    recovers_from_damage(1, |file, position| file[position + BATCH_HEADER_BYTES + 2] ^= 0x10, "CRC mismatch");
+}
+
+#[test]
+fn recovery_cuts_at_a_garbage_length() {
+    let huge = |file: &mut Vec<u8>, position: usize| {
+        file[position + 8..position + 12].copy_from_slice(&0x7fff_0000i32.to_be_bytes());
+    };
+    recovers_from_damage(2, huge, "truncated batch");
+    let negative = |file: &mut Vec<u8>, position: usize| {
+        file[position + 8..position + 12].copy_from_slice(&(-7i32).to_be_bytes());
+    };
+    recovers_from_damage(1, negative, "invalid batch length -7");
+}
+
+#[test]
+fn recovery_cuts_at_an_offset_out_of_order() {
+    // The base offset is outside the CRC: only the offset check can catch this.
+    let rewind = |file: &mut Vec<u8>, position: usize| {
+        let base_offset = BatchHeader::parse(&file[position..]).unwrap().base_offset;
+        set_base_offset(&mut file[position..], base_offset - 1);
+    };
+    recovers_from_damage(3, rewind, "does not continue the log");
+}
+
+#[test]
+fn recovery_cuts_at_a_wrong_magic() {
+    recovers_from_damage(2, |file, position| file[position + 16] = 1, "unsupported magic 1");
+}
+
+#[test]
+fn recovery_deletes_a_segment_that_does_not_follow_the_one_before() {
+    let mut world = World::new();
+    let (_, expected, bases) = log_with_batches(&mut world);
+    // The second segment loses its whole tail batch: the third no longer follows it.
+    let path = log_path(DIR, bases[1]);
+    let bytes = world.storage.files[&path].clone();
+    let mut position = 0;
+    let mut last_start = 0;
+    while position < bytes.len() {
+        last_start = position;
+        position += BatchHeader::parse(&bytes[position..]).unwrap().size_bytes();
+    }
+    world.file(&path).truncate(last_start);
+    let last_offset = BatchHeader::parse(&bytes[last_start..]).unwrap().base_offset;
+    let (log, report) = world.open(&small_config());
+    assert_eq!(log.log_end_offset(), last_offset);
+    assert!(recovery_mentions(&report, "does not continue the log"), "{:?}", report.actions);
+    assert_eq!(
+        read_all(&mut world, &log, 0, 1 << 20),
+        expected.into_iter().filter(|r| r.offset < last_offset).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_missing_index_file_is_rebuilt_on_a_clean_open() {
+    let mut world = World::new();
+    let config = small_config();
+    let (mut log, _) = world.open(&config);
+    let expected = fill(&mut world, &mut log, 60);
+    let bases = log.segment_base_offsets();
+    close(&mut world, log);
+    let path = index_path(DIR, bases[1]);
+    let original = world.storage.files.remove(&path).unwrap();
+    let (log, report) = world.open(&config);
+    assert!(report.clean_shutdown, "a bad index alone does not make the shutdown unclean");
+    assert!(
+        recovery_mentions(&report, &format!("segment {}: offset index file missing", bases[1])),
+        "{:?}",
+        report.actions
+    );
+    assert!(recovery_mentions(&report, "rebuilt its indexes by scanning"), "{:?}", report.actions);
+    assert_eq!(read_all(&mut world, &log, 0, 1 << 20), expected);
+    // A clean close writes the rebuilt index back.
+    close(&mut world, log);
+    assert_eq!(world.storage.files[&path], original);
+    let (_, report) = world.open(&config);
+    assert!(!recovery_mentions(&report, "rebuil"), "{:?}", report.actions);
+}
+
+#[test]
+fn an_index_entry_past_the_segment_end_is_rebuilt() {
+    let mut world = World::new();
+    let config = small_config();
+    let (mut log, _) = world.open(&config);
+    let expected = fill(&mut world, &mut log, 60);
+    let bases = log.segment_base_offsets();
+    close(&mut world, log);
+    let path = index_path(DIR, bases[2]);
+    let index = world.file(&path);
+    assert!(index.len() >= 8);
+    let last = index.len() - 4;
+    index[last..].copy_from_slice(&60_000u32.to_be_bytes());
+    let (log, report) = world.open(&config);
+    assert!(recovery_mentions(&report, "past the segment"), "{:?}", report.actions);
+    assert!(recovery_mentions(&report, "rebuilt its indexes"), "{:?}", report.actions);
+    assert_eq!(read_all(&mut world, &log, 0, 1 << 20), expected);
+
+    // An index that is well formed but points at the wrong batch is caught by the tail check.
+    close(&mut world, log);
+    let index = world.file(&path);
+    let last_entry = index.len() - 8;
+    let relative = u32::from_be_bytes(index[last_entry..last_entry + 4].try_into().unwrap());
+    index[last_entry..last_entry + 4].copy_from_slice(&(relative + 1).to_be_bytes());
+    let (log, report) = world.open(&config);
+    assert!(recovery_mentions(&report, "index does not match"), "{:?}", report.actions);
+    assert_eq!(read_all(&mut world, &log, 0, 1 << 20), expected);
+}
+
+#[test]
+fn a_clean_marker_over_a_damaged_segment_falls_back_to_full_recovery() {
+    let mut world = World::new();
+    let config = small_config();
+    let (batches, expected, bases) = log_with_batches(&mut world);
+    // Make it a clean shutdown, then damage the last batch of the second segment's tail.
+    let (log, _) = world.open(&config);
+    close(&mut world, log);
+    let (position, offset) = *batches.last().unwrap();
+    world.file(&log_path(DIR, bases[1]))[position as usize + BATCH_HEADER_BYTES] ^= 0xff;
+    let (log, report) = world.open(&config);
+    assert!(!report.clean_shutdown);
+    assert!(recovery_mentions(&report, "recovering in full"), "{:?}", report.actions);
+    assert_eq!(log.log_end_offset(), offset);
+    assert_eq!(
+        read_all(&mut world, &log, 0, 1 << 20).len(),
+        expected.iter().filter(|r| r.offset < offset).count()
+    );
+}
+
+#[test]
+fn orphan_index_files_are_removed_and_unknown_files_left_alone() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&small_config());
+    fill(&mut world, &mut log, 3);
+    drop(log);
+    world.storage.create(&index_path(DIR, 500)).unwrap();
+    world.storage.create(&format!("{DIR}/notes.txt")).unwrap();
+    let (_, report) = world.open(&small_config());
+    assert!(recovery_mentions(&report, "removed the index files of segment 500"), "{:?}", report.actions);
+    assert!(recovery_mentions(&report, "ignored"), "{:?}", report.actions);
+    assert!(!world.storage.files.contains_key(&index_path(DIR, 500)));
+    assert!(world.storage.files.contains_key(&format!("{DIR}/notes.txt")));
+}
+
+// ---- corruption on the read path ----
+
+#[test]
+fn a_read_never_serves_a_corrupt_batch() {
+    let mut world = World::new();
+    let (batches, expected, bases) = log_with_batches(&mut world);
+    let (mut log, _) = world.open(&small_config());
+    let (position, offset) = batches[2];
+    world.file(&log_path(DIR, bases[1]))[position as usize + BATCH_HEADER_BYTES + 1] ^= 0x01;
+    // From before the damage: the good prefix only.
+    let read = log.read(&mut world.env(), bases[1], 1 << 20).unwrap();
+    let records = consume(&read.bytes).unwrap();
+    assert_eq!(records.last().unwrap().offset, offset - 1);
+    // At the damage: an error, never the bytes.
+    let error = log.read(&mut world.env(), offset, 1 << 20).unwrap_err();
+    assert!(
+        matches!(error, LogError::Corrupt { segment_base_offset, position: at, error: BatchError::CrcMismatch { .. } }
+        if segment_base_offset == bases[1] && at == position),
+        "{error:?}"
+    );
+    assert!(log.verify(&mut world.env()).is_err());
+    // The single-replica repair cuts there.
+    assert_eq!(log.truncate_at_first_corruption(&mut world.env()).unwrap(), Some(offset));
+    assert_eq!(log.log_end_offset(), offset);
+    log.verify(&mut world.env()).unwrap();
+    assert_eq!(log.truncate_at_first_corruption(&mut world.env()).unwrap(), None);
+    let kept: Vec<_> = expected.into_iter().filter(|r| r.offset < offset).collect();
+    assert_eq!(read_all(&mut world, &log, 0, 1 << 20), kept);
+}
+
+// ---- planted bugs ----
+
+#[test]
+fn planted_recovery_skips_crc_keeps_a_corrupt_batch_that_verify_and_reads_catch() {
+    for planted in [false, true] {
+        let mut world = World::new();
+        let (batches, _, bases) = log_with_batches(&mut world);
+        let end = {
+            let (log, _) = world.open(&small_config());
+            log.log_end_offset()
+        };
+        let (position, offset) = batches[1];
+        world.file(&log_path(DIR, bases[1]))[position as usize + BATCH_HEADER_BYTES + 3] ^= 0x04;
+        if planted {
+            world.faults.plants.insert(Plant::RecoverySkipsCrc);
+        }
+        let (log, _) = PartitionLog::open(&mut world.env(), DIR, small_config()).unwrap();
+        if planted {
+            assert_eq!(log.log_end_offset(), end, "the corrupt batch and all after it were kept");
+            assert!(matches!(log.verify(&mut world.env()), Err(LogError::Corrupt { .. })));
+            assert!(matches!(log.read(&mut world.env(), offset, 1 << 20), Err(LogError::Corrupt { .. })));
+        } else {
+            assert_eq!(log.log_end_offset(), offset);
+            log.verify(&mut world.env()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn planted_index_lookup_off_by_one_makes_reads_skip_records() {
+    let mut world = World::new();
+    let config = LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 100, ..small_config() };
+    let (mut log, _) = world.open(&config);
+    fill(&mut world, &mut log, 50);
+    let first_offset_served = |world: &mut World, log: &PartitionLog, offset: i64| {
+        let read = log.read(&mut world.env(), offset, 1).unwrap();
+        let records = consume(&read.bytes).unwrap();
+        let holds = records.iter().any(|record| record.offset == offset);
+        (records[0].offset, holds)
+    };
+    for offset in 0..log.log_end_offset() {
+        assert!(first_offset_served(&mut world, &log, offset).1);
+    }
+    world.faults.plants.insert(Plant::IndexLookupOffByOne);
+    let skipped = (0..log.log_end_offset())
+        .filter(|offset| {
+            let (first, holds) = first_offset_served(&mut world, &log, *offset);
+            !holds && first > *offset
+        })
+        .count();
+    assert!(skipped > 10, "the planted bug skips records: {skipped}");
+}
+
+// ---- cost ----
+
+#[test]
+fn a_read_costs_a_few_storage_reads_on_a_large_log() {
+    let mut world = World::new();
+    let config = LogConfig { segment_bytes: 256 * 1024, index_interval_bytes: 4096, ..small_config() };
+    let (mut log, _) = world.open(&config);
+    for tag in 0..10_000u32 {
+        log.append(&mut world.env(), &batch(tag, 1 + (tag % 5) as usize, i64::from(tag))).unwrap();
+    }
+    assert!(log.segment_count() > 5);
+    let end = log.log_end_offset();
+    let mut worst_reads = 0;
+    for step in 0..200 {
+        let offset = (step * 7919) % end;
+        world.storage.reads = 0;
+        let read = log.read(&mut world.env(), offset, 2048).unwrap();
+        assert!(!read.bytes.is_empty());
+        worst_reads = worst_reads.max(world.storage.reads);
+        world.storage.reads = 0;
+        let found =
+            log.offset_for_timestamp(&mut world.env(), i64::from((step * 37) as u32 % 10_000)).unwrap();
+        assert!(found.is_some());
+        worst_reads = worst_reads.max(world.storage.reads);
+    }
+    assert!(worst_reads <= 3, "reads per lookup: {worst_reads}");
+}
+
+// ---- robustness ----
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever bytes a crash or a bad disk leaves in a segment, opening never panics and
+        /// yields a log that verifies and reads back a prefix of what was written.
+        #[test]
+        fn recovery_of_arbitrary_damage_never_panics(
+            damage in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+            cut in any::<prop::sample::Index>(),
+            planted in any::<bool>(),
+        ) {
+            let mut world = World::new();
+            let (mut log, _) = world.open(&small_config());
+            let expected = fill(&mut world, &mut log, 25);
+            drop(log);
+            let paths = segment_paths(&world);
+            let path = &paths[cut.index(paths.len())];
+            for (at, byte) in &damage {
+                let file = world.file(path);
+                if !file.is_empty() {
+                    let index = at.index(file.len());
+                    file[index] ^= byte | 1;
+                }
+            }
+            let file = world.file(path);
+            let new_len = cut.index(file.len() + 1);
+            file.truncate(new_len);
+            if planted {
+                world.faults.plants.insert(Plant::RecoverySkipsCrc);
+            }
+            let (log, _) = PartitionLog::open(&mut world.env(), DIR, small_config()).unwrap();
+            if !planted {
+                log.verify(&mut world.env()).unwrap();
+                let records = read_all(&mut world, &log, 0, 1 << 20);
+                prop_assert_eq!(&records[..], &expected[..records.len()]);
+            } else {
+                let _ = log.verify(&mut world.env());
+                let _ = log.read(&mut world.env(), 0, 1 << 20);
+            }
+        }
+    }
+}
