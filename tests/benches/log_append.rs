@@ -9,9 +9,20 @@
 //! - `write_all`: a plain Rust loop of `File::write_all` of 16 KiB, one `sync_data` at the end.
 //! - `FileStorage.append`: `seedlog_server::fs::FileStorage::append` of 16 KiB, a real sync every
 //!   64 MiB and one at the end: the storage layer alone, without the log.
+//! - `PartitionLog on files`: `PartitionLog::append` of 16 KiB record batches (~100-byte records,
+//!   built with `encode_batch`) on a `FileStorage`, the log's sync requests executed with a real
+//!   `fdatasync` every 64 MiB and at the end, each reported back with `on_sync_complete`.
+//! - `SimDisk.append` and `PartitionLog on SimDisk`: the same two layers on the simulated disk
+//!   (reliable options), a sync every 1 MiB: `request_sync` on each file of the log's sync
+//!   request, `complete_sync` of every ticket, `on_sync_complete`. The simulator's speed limit.
+//!   Twice for the log: one growing segment (Kafka's default 1 GiB `segment.bytes`: every byte
+//!   lands in freshly allocated memory the kernel must fault in and zero), and the steady state of a
+//!   long simulation (16 MiB segments, 64 MiB `retention.bytes`, retention after each sync: SimDisk
+//!   reuses the buffers of deleted segments).
 //!
-//! Sizes: `SEEDLOG_BENCH_FILE_BYTES` (default 1 GiB) for the file runs. Files are written in a
-//! temporary directory under cargo's target directory (a real disk, not a tmpfs) and removed.
+//! Sizes: `SEEDLOG_BENCH_FILE_BYTES` (default 1 GiB) for the file runs, `SEEDLOG_BENCH_SIM_BYTES`
+//! (default 1 GiB) for the SimDisk runs. Files are written in a temporary directory under cargo's
+//! target directory (a real disk, not a tmpfs) and removed.
 
 use std::fs::File;
 use std::io::Write;
@@ -19,17 +30,28 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use seedlog_core::env::Storage;
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+use seedlog_core::env::{Env, NoFaults, Storage, Time};
+use seedlog_core::log::{LogConfig, PartitionLog};
+use seedlog_core::record::{encode_batch, NewRecord, ProducerInfo};
 use seedlog_server::fs::FileStorage;
+use seedlog_sim::disk::{DiskOptions, SimDisk};
 
 const MIB: u64 = 1024 * 1024;
 const PIECE_BYTES: usize = 16 * 1024;
 const FILE_SYNC_INTERVAL_BYTES: u64 = 64 * MIB;
+const SIM_SYNC_INTERVAL_BYTES: u64 = MIB;
+const RECORD_VALUE_BYTES: usize = 100;
+const LOG_DIR: &str = "bench-0";
+/// The wall clock every step is handed: fixed, so no segment rolls by age during a run.
+const WALL_CLOCK_MS: i64 = 1_795_000_000_000;
 
 fn main() {
     let file_bytes = env_bytes("SEEDLOG_BENCH_FILE_BYTES", 1024 * MIB);
+    let sim_bytes = env_bytes("SEEDLOG_BENCH_SIM_BYTES", 1024 * MIB);
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temporary directory");
-    print_banner(dir.path(), file_bytes);
+    print_banner(dir.path(), file_bytes, sim_bytes);
 
     // dd runs first and last: the spread between the two shows this machine's noise, and the
     // ratios use the faster of the two (the harder baseline).
@@ -40,20 +62,50 @@ fn main() {
     let storage = file_storage_append(&dir.path().join("storage"), file_bytes);
     report("FileStorage.append 16 KiB, sync/64 MiB", file_bytes, storage);
 
+    let batch = record_batch(PIECE_BYTES);
+    let (log_bytes, log_on_files) = log_on_files(&dir.path().join("log"), &batch, file_bytes);
+    report("PartitionLog on files, sync/64 MiB", log_bytes, log_on_files);
     let dd_last = dd_fdatasync(&dir.path().join("dd.bin"), file_bytes);
     report("dd bs=1M conv=fdatasync (last)", file_bytes, dd_last);
     let dd = dd_first.min(dd_last);
+    println!();
+
+    let sim_storage = sim_disk_append(sim_bytes);
+    report("SimDisk.append 16 KiB, sync/1 MiB", sim_bytes, sim_storage);
+    let (sim_log_bytes, sim_log) = log_on_sim_disk(LogConfig::default(), &batch, sim_bytes);
+    report("PartitionLog on SimDisk, sync/1 MiB", sim_log_bytes, sim_log);
+    let steady = LogConfig {
+        segment_bytes: 16 * MIB,
+        retention_bytes: Some(64 * MIB),
+        retention_ms: None,
+        ..LogConfig::default()
+    };
+    let (steady_bytes, steady_log) = log_on_sim_disk(steady, &batch, sim_bytes);
+    report("  same, 16 MiB segments, 64 MiB retention", steady_bytes, steady_log);
 
     println!();
     println!("throughput ratios against the faster dd (1.00 = dd's speed; target for files >= 0.50)");
-    ratio("File::write_all / dd", write_all, dd);
-    ratio("FileStorage.append / dd", storage, dd);
+    ratio("File::write_all / dd", file_bytes, write_all, file_bytes, dd);
+    ratio("FileStorage.append / dd", file_bytes, storage, file_bytes, dd);
+    ratio("PartitionLog on files / dd", log_bytes, log_on_files, file_bytes, dd);
+    println!("target for PartitionLog on SimDisk: >= 1 GB/s");
 }
 
-fn print_banner(dir: &Path, file_bytes: u64) {
+fn print_banner(dir: &Path, file_bytes: u64, sim_bytes: u64) {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     println!("log_append: one run, figures not averaged; {cores} cores; files in {}", dir.display());
-    println!("file runs: {} MiB each, written in {} KiB pieces", file_bytes / MIB, PIECE_BYTES / 1024);
+    // Other work on a shared machine moves every figure; the load says how much there was.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_else(|_| "unknown".to_owned());
+    println!(
+        "load average at start (1, 5, 15 min): {}",
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
+    println!(
+        "file runs: {} MiB each, SimDisk runs: {} MiB each, written in {} KiB pieces",
+        file_bytes / MIB,
+        sim_bytes / MIB,
+        PIECE_BYTES / 1024
+    );
     println!();
 }
 
@@ -69,9 +121,11 @@ fn report(what: &str, bytes: u64, elapsed: Duration) {
     println!("{what:<44} {:>8.3} s {gigabytes_per_second:>8.3} GB/s", elapsed.as_secs_f64());
 }
 
-/// Throughput of `elapsed` relative to `baseline` for the same bytes: baseline time / its time.
-fn ratio(what: &str, elapsed: Duration, baseline: Duration) {
-    println!("{what:<44} {:>8.2}", baseline.as_secs_f64() / elapsed.as_secs_f64());
+/// Throughput (bytes per second) of a run relative to the baseline's.
+fn ratio(what: &str, bytes: u64, elapsed: Duration, baseline_bytes: u64, baseline: Duration) {
+    let throughput = bytes as f64 / elapsed.as_secs_f64();
+    let baseline_throughput = baseline_bytes as f64 / baseline.as_secs_f64();
+    println!("{what:<44} {:>8.2}", throughput / baseline_throughput);
 }
 
 fn dd_fdatasync(path: &Path, bytes: u64) -> Duration {
@@ -126,4 +180,138 @@ fn file_storage_append(root: &Path, bytes: u64) -> Duration {
     let elapsed = start.elapsed();
     std::fs::remove_dir_all(root).expect("remove");
     elapsed
+}
+
+/// An uncompressed v2 batch of ~100-byte records, as large as fits in `batch_bytes_max`.
+fn record_batch(batch_bytes_max: usize) -> Vec<u8> {
+    let record = |index: usize| NewRecord {
+        timestamp: WALL_CLOCK_MS,
+        key: None,
+        value: Some(vec![b'a' + (index % 26) as u8; RECORD_VALUE_BYTES]),
+        headers: Vec::new(),
+    };
+    let mut records = vec![record(0)];
+    let mut batch = encode_batch(&records, ProducerInfo::NONE);
+    loop {
+        records.push(record(records.len()));
+        let bigger = encode_batch(&records, ProducerInfo::NONE);
+        if bigger.len() > batch_bytes_max {
+            return batch;
+        }
+        batch = bigger;
+    }
+}
+
+/// The environment for one step, as a driver builds it.
+fn step_env<'a>(storage: &'a mut dyn Storage, rng: &'a mut ChaCha8Rng, faults: &'a mut NoFaults) -> Env<'a> {
+    Env { now: Time::ZERO, wall_clock_ms: WALL_CLOCK_MS, storage, rng, faults }
+}
+
+/// Appends `batch` to a log in `LOG_DIR` until at least `bytes_min` bytes were appended; returns
+/// the bytes appended and the log. `sync` executes the log's sync request every
+/// `sync_interval_bytes` and once at the end; with `retention_bytes` set, retention runs after each
+/// sync (as a broker's retention task would, far more often than Kafka's 5 minutes).
+fn append_until<S: Storage>(
+    storage: &mut S,
+    config: LogConfig,
+    batch: &[u8],
+    bytes_min: u64,
+    sync_interval_bytes: u64,
+    mut sync: impl FnMut(&mut S, &[String]),
+) -> (u64, PartitionLog) {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut faults = NoFaults;
+    let retention = config.retention_bytes.is_some();
+    let (mut log, _report) =
+        PartitionLog::open(&mut step_env(storage, &mut rng, &mut faults), LOG_DIR, config)
+            .expect("open the log");
+    let mut appended = 0;
+    let mut synced = 0;
+    while appended < bytes_min {
+        log.append(&mut step_env(storage, &mut rng, &mut faults), batch).expect("append");
+        appended += batch.len() as u64;
+        let last = appended >= bytes_min;
+        if appended - synced >= sync_interval_bytes || last {
+            if let Some(request) = log.sync_request() {
+                sync(storage, &request.files);
+                log.on_sync_complete(request.up_to_offset);
+            }
+            synced = appended;
+            if retention {
+                log.apply_retention(&mut step_env(storage, &mut rng, &mut faults)).expect("retention");
+            }
+        }
+    }
+    assert_eq!(log.durable_offset(), log.log_end_offset(), "everything appended was synced");
+    (appended, log)
+}
+
+fn log_on_files(root: &Path, batch: &[u8], bytes: u64) -> (u64, Duration) {
+    let start = Instant::now();
+    let mut storage = FileStorage::new(root).expect("open storage");
+    let sync_interval_bytes = FILE_SYNC_INTERVAL_BYTES;
+    let (appended, _log) = append_until(
+        &mut storage,
+        LogConfig::default(),
+        batch,
+        bytes,
+        sync_interval_bytes,
+        |storage, files| {
+            storage.sync_all(files).expect("sync");
+        },
+    );
+    let elapsed = start.elapsed();
+    drop(storage);
+    std::fs::remove_dir_all(root).expect("remove");
+    (appended, elapsed)
+}
+
+fn sim_disk() -> SimDisk {
+    SimDisk::new(DiskOptions::reliable(), ChaCha8Rng::seed_from_u64(2))
+}
+
+fn sync_on_sim_disk(disk: &mut SimDisk, files: &[String]) {
+    let tickets: Vec<_> = files.iter().map(|file| disk.request_sync(file).expect("request sync")).collect();
+    for ticket in tickets {
+        disk.complete_sync(ticket).expect("complete sync");
+    }
+}
+
+fn sim_disk_append(bytes: u64) -> Duration {
+    let piece = vec![0u8; PIECE_BYTES];
+    let start = Instant::now();
+    let mut disk = sim_disk();
+    disk.create("segment").expect("create");
+    let mut written = 0;
+    let mut synced = 0;
+    while written < bytes {
+        disk.append("segment", &piece).expect("append");
+        written += PIECE_BYTES as u64;
+        if written - synced >= SIM_SYNC_INTERVAL_BYTES {
+            sync_on_sim_disk(&mut disk, &["segment".to_owned()]);
+            synced = written;
+        }
+    }
+    sync_on_sim_disk(&mut disk, &["segment".to_owned()]);
+    let elapsed = start.elapsed();
+    assert_eq!(disk.pending_bytes(), 0);
+    elapsed
+}
+
+/// The log on SimDisk with `config`; checks afterwards that every byte the log holds reached the
+/// simulated medium (index files excepted: sync requests do not cover them, recovery rebuilds them).
+fn log_on_sim_disk(config: LogConfig, batch: &[u8], bytes: u64) -> (u64, Duration) {
+    let start = Instant::now();
+    let mut disk = sim_disk();
+    let (appended, log) =
+        append_until(&mut disk, config, batch, bytes, SIM_SYNC_INTERVAL_BYTES, sync_on_sim_disk);
+    let elapsed = start.elapsed();
+    let segments = disk.list(&format!("{LOG_DIR}/")).expect("list");
+    let durable_bytes: usize = segments
+        .iter()
+        .filter(|path| path.ends_with(".log"))
+        .map(|path| disk.durable_contents(path).expect("segment exists").len())
+        .sum();
+    assert_eq!(durable_bytes as u64, log.size_bytes(), "every byte of the log is durable on the medium");
+    (appended, elapsed)
 }
