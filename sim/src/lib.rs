@@ -2,3 +2,4 @@
 pub mod rng;
 pub mod clock;
 pub mod net;
+pub mod disk;
