@@ -1,1 +1,220 @@
-fn main() {}
+//! `seedlog-sim`: run one seed, a swarm of seeds, or replay a saved fault plan.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use seedlog_core::env::Plant;
+use seedlog_sim::plan::Plan;
+use seedlog_sim::swarm;
+use seedlog_sim::world::{Outcome, World};
+
+#[derive(Parser)]
+#[command(
+    name = "seedlog-sim",
+    version,
+    about = "Seedlog's deterministic simulator: one seed, a swarm, or a replay"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct Planting {
+    /// Plant a named bug in the core (repeatable). `--plant help` lists the names.
+    #[arg(long = "plant", value_name = "NAME")]
+    plants: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one seed: print its option set, run it, print the verdict.
+    Run {
+        #[arg(long)]
+        seed: u64,
+        /// Print every event (node, virtual time, sequence number) as it happens.
+        #[arg(long)]
+        trace: bool,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Print the fault plan before running.
+        #[arg(long)]
+        print_plan: bool,
+        /// Save the fault plan (options and timed faults) to FILE, for `replay`.
+        #[arg(long, value_name = "FILE")]
+        save_plan: Option<PathBuf>,
+        /// Write the client history as JSON lines to FILE.
+        #[arg(long, value_name = "FILE")]
+        history: Option<PathBuf>,
+        #[command(flatten)]
+        planting: Planting,
+    },
+    /// Run many seeds, each with its own option set; summarize and list failing seeds.
+    Swarm {
+        #[arg(long, default_value_t = 1000)]
+        seeds: u64,
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Worker threads (default: the machine's cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        planting: Planting,
+    },
+    /// Replay a saved fault plan exactly.
+    Replay {
+        file: PathBuf,
+        #[arg(long)]
+        trace: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("seedlog-sim: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn parse_plants(planting: &Planting) -> Result<Option<Vec<Plant>>, String> {
+    let mut plants = Vec::new();
+    for name in &planting.plants {
+        if name == "help" {
+            println!("plantable bugs (seedlog-sim run|swarm --plant NAME):");
+            for plant in Plant::ALL {
+                println!("  {:<26} {}", plant.name(), plant.describe());
+            }
+            return Ok(None);
+        }
+        let plant = Plant::from_name(name)
+            .ok_or_else(|| format!("unknown plant {name:?}; `--plant help` lists the names"))?;
+        plants.push(plant);
+    }
+    Ok(Some(plants))
+}
+
+fn init_tracing() {
+    tracing_subscriber::fmt().with_target(false).without_time().with_writer(std::io::stderr).init();
+}
+
+fn run(command: Command) -> Result<ExitCode, String> {
+    match command {
+        Command::Run { seed, trace, json, print_plan, save_plan, history, planting } => {
+            let Some(plants) = parse_plants(&planting)? else { return Ok(ExitCode::SUCCESS) };
+            let plan = Plan::generate(seed, &plants);
+            if let Some(path) = save_plan {
+                std::fs::write(&path, plan.to_json())
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+            run_plan(plan, trace, json, print_plan, history)
+        }
+        Command::Replay { file, trace, json } => {
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let plan = Plan::from_json(&text)?;
+            run_plan(plan, trace, json, true, None)
+        }
+        Command::Swarm { seeds, start, jobs, json, planting } => {
+            let Some(plants) = parse_plants(&planting)? else { return Ok(ExitCode::SUCCESS) };
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let bar = if json { ProgressBar::hidden() } else { ProgressBar::new(seeds) };
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} seeds  {msg}  [{elapsed_precise} eta {eta}]",
+                )
+                .map_err(|e| e.to_string())?,
+            );
+            let failed = std::sync::atomic::AtomicU64::new(0);
+            let summary = swarm::run(start, seeds, jobs, &plants, &|result| {
+                if !result.ok {
+                    failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                bar.set_message(format!("{} failed", failed.load(std::sync::atomic::Ordering::Relaxed)));
+                bar.inc(1);
+            });
+            bar.finish_and_clear();
+            if json {
+                println!("{}", serde_json::to_string(&summary).map_err(|e| e.to_string())?);
+            } else {
+                print!("{}", summary.table());
+            }
+            Ok(if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
+}
+
+fn run_plan(
+    plan: Plan,
+    trace: bool,
+    json: bool,
+    print_plan: bool,
+    history: Option<PathBuf>,
+) -> Result<ExitCode, String> {
+    if trace {
+        init_tracing();
+    }
+    let plants: Vec<String> = plan.options.plants.iter().map(|p| p.name().to_string()).collect();
+    if !json {
+        print!("{}", plan.options.banner());
+        if print_plan {
+            print!("{}", plan.describe());
+        }
+    }
+    let outcome = World::new(plan, trace).run();
+    if let Some(path) = history {
+        std::fs::write(&path, outcome.history.to_json_lines())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    if json {
+        println!("{}", outcome_json(&outcome, &plants));
+    } else {
+        print_outcome(&outcome, &plants);
+    }
+    Ok(if outcome.verdict.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn outcome_json(outcome: &Outcome, plants: &[String]) -> String {
+    let value = serde_json::json!({
+        "seed": outcome.seed,
+        "trace_hash": outcome.trace_hash,
+        "events": outcome.events,
+        "sim_time_ms": outcome.sim_time_ms,
+        "verdict": if outcome.verdict.ok { "ok" } else { "fail" },
+        "anomalies": outcome.verdict.anomalies,
+        "observations": outcome.verdict.observations,
+        "acknowledged": outcome.verdict.acknowledged,
+        "confirmed": outcome.verdict.confirmed,
+        "plants": plants,
+    });
+    value.to_string()
+}
+
+fn print_outcome(outcome: &Outcome, plants: &[String]) {
+    let verdict = if outcome.verdict.ok { "ok" } else { "FAIL" };
+    println!(
+        "seed {}: {verdict} — {} events, {} ms simulated, trace hash {}",
+        outcome.seed, outcome.events, outcome.sim_time_ms, outcome.trace_hash
+    );
+    println!(
+        "  acks=all records acknowledged: {}, confirmed by the final reads: {}",
+        outcome.verdict.acknowledged, outcome.verdict.confirmed
+    );
+    for anomaly in &outcome.verdict.anomalies {
+        println!("  anomaly {}: {}", anomaly.kind, anomaly.detail);
+    }
+    for observation in &outcome.verdict.observations {
+        println!("  observed {}: {}", observation.kind, observation.detail);
+    }
+    println!("  replay: {}", swarm::replay_command(outcome.seed, plants));
+}

@@ -10,6 +10,8 @@
 //! `thread_rng`, or let the iteration order of a `HashMap`/`HashSet` decide anything.
 //! `broker/core/clippy.toml` makes those build errors under `cargo clippy -D warnings`.
 
+pub mod broker;
 pub mod env;
 pub mod log;
+pub mod protocol;
 pub mod record;

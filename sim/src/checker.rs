@@ -1,0 +1,338 @@
+//! The checker: turns a run's history and the world's state invariants into a verdict.
+//!
+//! Anomaly names follow the Jepsen/Elle Kafka workload where one exists (`../shared/reference/
+//! kafka-guarantees.md`):
+//! - `lost-write` — an `acks=all` send was acknowledged at an offset, and the final read of the
+//!   partition does not hold that value at that offset. Excused only by retention (the offset is
+//!   below the final log start offset) or by injected durable damage (bit rot, a latent sector error,
+//!   a misdirected write) in a segment at or below the offset. `acks=1` losses are reported as an
+//!   observation (`lost-write-acks-1`), not a failure: that is Kafka's documented trade-off.
+//! - `inconsistent-offsets` — two different values were seen at one offset (across polls, final
+//!   reads and `acks=all` acknowledgements), unless injected damage explains it.
+//! - `phantom-read` — a read returned a value no producer ever sent.
+//! - `failed-write-visible` — a send that definitely failed was read.
+//! - `poll-skip` — a consumer's fetch skipped offsets (its next record was not the one it asked
+//!   for); `corrupt-read` — a fetched batch failed its CRC (the broker must never serve one).
+//! - `duplicate` — one value at two offsets. Without idempotence a retried batch may be appended
+//!   twice, so this is an observation.
+//! - Liveness: `final-read-incomplete` — a final consumer did not finish within the bound (only in
+//!   liveness mode; in safety-only mode unlimited faults may legitimately stop progress, and
+//!   lost writes are then judged only on partitions whose final read finished).
+//! - State invariants come from the world: `corrupt-log-after-recovery`, `high-watermark-regressed`,
+//!   `event-budget-exceeded`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use seedlog_core::protocol::Acks;
+
+use crate::client::{value_id, ClientAnomaly};
+use crate::history::{History, OpKind, OpType};
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Anomaly {
+    pub kind: String,
+    pub detail: String,
+}
+
+impl Anomaly {
+    pub fn new(kind: &str, detail: String) -> Anomaly {
+        Anomaly { kind: kind.to_string(), detail }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Verdict {
+    /// `true` when no failing anomaly was found.
+    pub ok: bool,
+    pub anomalies: Vec<Anomaly>,
+    /// Reported, but not failures (acks=1 losses, duplicates, damage-excused losses).
+    pub observations: Vec<Anomaly>,
+    /// Acknowledged `acks=all` records, and how many the final reads confirmed.
+    pub acknowledged: u64,
+    pub confirmed: u64,
+}
+
+pub struct CheckInput<'a> {
+    pub history: &'a History,
+    pub client_anomalies: Vec<ClientAnomaly>,
+    pub state_anomalies: Vec<Anomaly>,
+    /// Per partition, the lowest offset injected durable damage could have touched.
+    pub damaged_from: BTreeMap<u32, i64>,
+    /// Per partition, the highest log start offset observed (retention deleted what is below).
+    pub log_start: BTreeMap<u32, i64>,
+    pub final_reads_done: BTreeMap<u32, bool>,
+    pub liveness_required: bool,
+}
+
+/// At most this many anomalies of one kind are listed; the rest are counted.
+const LISTED_PER_KIND_MAX: usize = 5;
+
+pub fn check(input: &CheckInput<'_>) -> Verdict {
+    let mut report = Report::default();
+    for anomaly in &input.state_anomalies {
+        report.fail(&anomaly.kind, anomaly.detail.clone());
+    }
+    for anomaly in &input.client_anomalies {
+        report.fail(anomaly.kind, anomaly.detail.clone());
+    }
+    let excused =
+        |partition: u32, offset: i64| input.damaged_from.get(&partition).is_some_and(|from| offset >= *from);
+
+    // What was sent, and how each send ended.
+    let mut sent: BTreeSet<String> = BTreeSet::new();
+    let mut failed: BTreeSet<String> = BTreeSet::new();
+    let mut acknowledged: Vec<(u32, i64, String, Acks)> = Vec::new();
+    for op in &input.history.ops {
+        if op.kind != OpKind::Send {
+            continue;
+        }
+        for (offset, value) in &op.records {
+            let id = value_id(value).to_string();
+            match op.op_type {
+                OpType::Invoke => {
+                    sent.insert(id);
+                }
+                OpType::Fail => {
+                    failed.insert(id);
+                }
+                OpType::Ok => acknowledged.push((op.partition, *offset, id, op.acks.unwrap_or(Acks::All))),
+                OpType::Info => {}
+            }
+        }
+    }
+
+    // Everything read, by (partition, offset); and where each value was read.
+    let mut at_offset: BTreeMap<(u32, i64), BTreeSet<String>> = BTreeMap::new();
+    let mut offsets_of: BTreeMap<String, BTreeSet<(u32, i64)>> = BTreeMap::new();
+    let mut final_read: BTreeMap<(u32, i64), String> = BTreeMap::new();
+    for op in &input.history.ops {
+        if !matches!(op.kind, OpKind::Poll | OpKind::FinalRead) {
+            continue;
+        }
+        for (offset, value) in &op.records {
+            let id = value_id(value).to_string();
+            if !sent.contains(&id) {
+                report.fail(
+                    "phantom-read",
+                    format!("partition {} offset {offset}: {id:?} was never sent", op.partition),
+                );
+            }
+            if failed.contains(&id) {
+                report.fail(
+                    "failed-write-visible",
+                    format!(
+                        "partition {} offset {offset}: {id} was sent and definitely failed",
+                        op.partition
+                    ),
+                );
+            }
+            at_offset.entry((op.partition, *offset)).or_default().insert(id.clone());
+            offsets_of.entry(id.clone()).or_default().insert((op.partition, *offset));
+            if op.kind == OpKind::FinalRead {
+                final_read.insert((op.partition, *offset), id);
+            }
+        }
+    }
+    for (partition, offset, id, acks) in &acknowledged {
+        if *acks == Acks::All {
+            at_offset.entry((*partition, *offset)).or_default().insert(id.clone());
+        }
+    }
+
+    for ((partition, offset), ids) in &at_offset {
+        if ids.len() > 1 {
+            let detail = format!("partition {partition} offset {offset} held {ids:?}");
+            if excused(*partition, *offset) {
+                report.observe("inconsistent-offsets-after-damage", detail);
+            } else {
+                report.fail("inconsistent-offsets", detail);
+            }
+        }
+    }
+    for (id, places) in &offsets_of {
+        if places.len() > 1 {
+            report.observe("duplicate", format!("{id} at {places:?}"));
+        }
+    }
+
+    // Lost writes: judged against the final read of each partition that finished.
+    let mut acknowledged_all = 0;
+    let mut confirmed = 0;
+    for (partition, offset, id, acks) in &acknowledged {
+        let done = input.final_reads_done.get(partition).copied().unwrap_or(false);
+        if *acks == Acks::All {
+            acknowledged_all += 1;
+        }
+        if !done {
+            continue;
+        }
+        if final_read.get(&(*partition, *offset)) == Some(id) {
+            confirmed += u64::from(*acks == Acks::All);
+            continue;
+        }
+        let log_start = input.log_start.get(partition).copied().unwrap_or(0);
+        if *offset < log_start {
+            continue; // Deleted by retention.
+        }
+        let detail = format!("{id} acknowledged at partition {partition} offset {offset} ({acks:?}) is missing from the final read");
+        if *acks != Acks::All {
+            report.observe("lost-write-acks-1", detail);
+        } else if excused(*partition, *offset) {
+            report.observe("lost-write-after-damage", detail);
+        } else {
+            report.fail("lost-write", detail);
+        }
+    }
+
+    for (partition, done) in &input.final_reads_done {
+        if !done {
+            let detail =
+                format!("partition {partition}: the final consumer did not finish within the liveness bound");
+            if input.liveness_required {
+                report.fail("final-read-incomplete", detail);
+            } else {
+                report.observe("final-read-incomplete", detail);
+            }
+        }
+    }
+
+    Verdict {
+        ok: report.anomalies.is_empty(),
+        anomalies: report.anomalies,
+        observations: report.observations,
+        acknowledged: acknowledged_all,
+        confirmed,
+    }
+}
+
+#[derive(Default)]
+struct Report {
+    anomalies: Vec<Anomaly>,
+    observations: Vec<Anomaly>,
+    counts: BTreeMap<(bool, String), usize>,
+}
+
+impl Report {
+    fn fail(&mut self, kind: &str, detail: String) {
+        if self.count(true, kind) <= LISTED_PER_KIND_MAX {
+            self.anomalies.push(Anomaly::new(kind, detail));
+        }
+    }
+
+    fn observe(&mut self, kind: &str, detail: String) {
+        if self.count(false, kind) <= LISTED_PER_KIND_MAX {
+            self.observations.push(Anomaly::new(kind, detail));
+        }
+    }
+
+    fn count(&mut self, failing: bool, kind: &str) -> usize {
+        let count = self.counts.entry((failing, kind.to_string())).or_default();
+        *count += 1;
+        *count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Op;
+
+    fn op(kind: OpKind, op_type: OpType, partition: u32, records: &[(i64, &str)], acks: Option<Acks>) -> Op {
+        Op {
+            time_ms: 0.0,
+            process: 0,
+            kind,
+            op_type,
+            partition,
+            records: records.iter().map(|(o, v)| (*o, v.to_string())).collect(),
+            acks,
+            error: None,
+        }
+    }
+
+    fn input(history: &History) -> CheckInput<'_> {
+        CheckInput {
+            history,
+            client_anomalies: Vec::new(),
+            state_anomalies: Vec::new(),
+            damaged_from: BTreeMap::new(),
+            log_start: BTreeMap::new(),
+            final_reads_done: BTreeMap::from([(0, true)]),
+            liveness_required: true,
+        }
+    }
+
+    fn kinds(anomalies: &[Anomaly]) -> Vec<&str> {
+        anomalies.iter().map(|a| a.kind.as_str()).collect()
+    }
+
+    fn sent_and_acked(history: &mut History, acks: Acks) {
+        history.push(op(OpKind::Send, OpType::Invoke, 0, &[(-1, "0-0:x"), (-1, "0-1:x")], Some(acks)));
+        history.push(op(OpKind::Send, OpType::Ok, 0, &[(0, "0-0:x"), (1, "0-1:x")], Some(acks)));
+    }
+
+    #[test]
+    fn a_clean_history_passes() {
+        let mut history = History::default();
+        sent_and_acked(&mut history, Acks::All);
+        history.push(op(OpKind::FinalRead, OpType::Ok, 0, &[(0, "0-0:x"), (1, "0-1:x")], None));
+        let verdict = check(&input(&history));
+        assert!(verdict.ok, "{verdict:?}");
+        assert_eq!((verdict.acknowledged, verdict.confirmed), (2, 2));
+    }
+
+    #[test]
+    fn a_missing_acknowledged_record_is_a_lost_write_unless_excused() {
+        let mut history = History::default();
+        sent_and_acked(&mut history, Acks::All);
+        history.push(op(OpKind::FinalRead, OpType::Ok, 0, &[(0, "0-0:x")], None));
+        let verdict = check(&input(&history));
+        assert_eq!(kinds(&verdict.anomalies), ["lost-write"]);
+
+        let mut damaged = input(&history);
+        damaged.damaged_from.insert(0, 1);
+        let verdict = check(&damaged);
+        assert!(verdict.ok);
+        assert_eq!(kinds(&verdict.observations), ["lost-write-after-damage"]);
+
+        let mut retained = input(&history);
+        retained.log_start.insert(0, 2);
+        assert!(check(&retained).ok);
+    }
+
+    #[test]
+    fn acks_1_losses_are_observed_not_failed() {
+        let mut history = History::default();
+        sent_and_acked(&mut history, Acks::Leader);
+        history.push(op(OpKind::FinalRead, OpType::Ok, 0, &[], None));
+        let verdict = check(&input(&history));
+        assert!(verdict.ok);
+        assert_eq!(kinds(&verdict.observations), ["lost-write-acks-1", "lost-write-acks-1"]);
+    }
+
+    #[test]
+    fn two_values_at_one_offset_and_phantoms_and_failed_writes_are_caught() {
+        let mut history = History::default();
+        sent_and_acked(&mut history, Acks::All);
+        history.push(op(OpKind::Send, OpType::Invoke, 0, &[(-1, "1-0:y")], Some(Acks::All)));
+        history.push(op(OpKind::Send, OpType::Fail, 0, &[(-1, "1-0:y")], Some(Acks::All)));
+        history.push(op(OpKind::Poll, OpType::Ok, 0, &[(0, "0-0:x"), (1, "1-0:y"), (2, "9-9:z")], None));
+        history.push(op(OpKind::FinalRead, OpType::Ok, 0, &[(0, "0-0:x"), (1, "0-1:x")], None));
+        let verdict = check(&input(&history));
+        assert_eq!(
+            kinds(&verdict.anomalies),
+            ["phantom-read", "failed-write-visible", "inconsistent-offsets"]
+        );
+    }
+
+    #[test]
+    fn an_unfinished_final_read_fails_only_in_liveness_mode() {
+        let mut history = History::default();
+        sent_and_acked(&mut history, Acks::All);
+        let mut unfinished = input(&history);
+        unfinished.final_reads_done.insert(0, false);
+        assert_eq!(kinds(&check(&unfinished).anomalies), ["final-read-incomplete"]);
+        unfinished.liveness_required = false;
+        assert!(check(&unfinished).ok);
+    }
+}

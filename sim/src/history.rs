@@ -1,0 +1,69 @@
+//! The history: every client operation as the client saw it (Jepsen's model).
+//!
+//! An operation is *invoked*, then completes `ok` (it happened), `fail` (it definitely did not) or
+//! `info` (unknown: a timeout, an `acks=0` send). Indefinite operations are never counted as
+//! failed: a checker must allow for either outcome. Sends carry the values written and, once
+//! acknowledged, their offsets; polls carry the `(offset, value)` pairs read. The history is what
+//! the checkers judge, and it can be written out as JSON lines.
+
+use seedlog_core::protocol::Acks;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpType {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    /// A produce of one batch.
+    Send,
+    /// A fetch answered with records.
+    Poll,
+    /// The consumer's position was reset (OFFSET_OUT_OF_RANGE, `auto.offset.reset=earliest`).
+    Reset,
+    /// A final consumer's read of a whole partition (the liveness check).
+    FinalRead,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Op {
+    /// Virtual time in milliseconds.
+    pub time_ms: f64,
+    /// The client (Jepsen's "process").
+    pub process: u32,
+    pub kind: OpKind,
+    #[serde(rename = "type")]
+    pub op_type: OpType,
+    pub partition: u32,
+    /// Values written or read; for reads and acknowledged sends, with their offsets (-1: unknown).
+    pub records: Vec<(i64, String)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acks: Option<Acks>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    pub ops: Vec<Op>,
+}
+
+impl History {
+    pub fn push(&mut self, op: Op) {
+        self.ops.push(op);
+    }
+
+    pub fn to_json_lines(&self) -> String {
+        let mut text = String::new();
+        for op in &self.ops {
+            text += &serde_json::to_string(op).expect("an op always serialises");
+            text.push('\n');
+        }
+        text
+    }
+}

@@ -1,0 +1,175 @@
+//! Swarm: many seeds, each with its own option set, run on a few threads.
+//!
+//! Every seed is an independent, single-threaded, deterministic run; threads only pick seeds off a
+//! shared counter. Results are gathered by seed, so the summary does not depend on which thread
+//! ran what. The wall clock here only measures throughput for the summary; it never reaches a run.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use seedlog_core::env::Plant;
+
+use crate::plan::Plan;
+use crate::world::World;
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SeedResult {
+    pub seed: u64,
+    pub ok: bool,
+    pub events: u64,
+    pub trace_hash: String,
+    pub anomaly_kinds: Vec<String>,
+    pub observation_kinds: Vec<String>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SwarmSummary {
+    pub seeds: u64,
+    pub start: u64,
+    pub plants: Vec<String>,
+    pub passed: u64,
+    pub failed: u64,
+    pub failing_seeds: Vec<u64>,
+    /// For each anomaly kind, how many seeds showed it.
+    pub anomalies_by_kind: BTreeMap<String, u64>,
+    pub observations_by_kind: BTreeMap<String, u64>,
+    pub events: u64,
+    pub events_per_sec: f64,
+    pub wall_ms: u64,
+}
+
+/// Runs seeds `start..start + seeds` on `jobs` threads; `progress` is called once per finished seed.
+pub fn run(
+    start: u64,
+    seeds: u64,
+    jobs: usize,
+    plants: &[Plant],
+    progress: &(dyn Fn(&SeedResult) + Sync),
+) -> SwarmSummary {
+    let began = Instant::now();
+    let next = AtomicU64::new(start);
+    let end = start + seeds;
+    let (sender, receiver) = mpsc::channel();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            let sender = sender.clone();
+            let next = &next;
+            scope.spawn(move || loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= end {
+                    break;
+                }
+                let outcome = World::new(Plan::generate(seed, plants), false).run();
+                let result = SeedResult {
+                    seed,
+                    ok: outcome.verdict.ok,
+                    events: outcome.events,
+                    trace_hash: outcome.trace_hash,
+                    anomaly_kinds: kinds(&outcome.verdict.anomalies),
+                    observation_kinds: kinds(&outcome.verdict.observations),
+                };
+                if sender.send(result).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(sender);
+    });
+    let mut results: Vec<SeedResult> = Vec::new();
+    for result in receiver.iter() {
+        progress(&result);
+        results.push(result);
+    }
+    results.sort_by_key(|r| r.seed);
+    summarize(start, seeds, plants, &results, began.elapsed().as_secs_f64())
+}
+
+fn kinds(anomalies: &[crate::checker::Anomaly]) -> Vec<String> {
+    let mut kinds: Vec<String> = anomalies.iter().map(|a| a.kind.clone()).collect();
+    kinds.sort();
+    kinds.dedup();
+    kinds
+}
+
+fn summarize(
+    start: u64,
+    seeds: u64,
+    plants: &[Plant],
+    results: &[SeedResult],
+    wall_secs: f64,
+) -> SwarmSummary {
+    let mut anomalies_by_kind = BTreeMap::new();
+    let mut observations_by_kind = BTreeMap::new();
+    for result in results {
+        for kind in &result.anomaly_kinds {
+            *anomalies_by_kind.entry(kind.clone()).or_default() += 1;
+        }
+        for kind in &result.observation_kinds {
+            *observations_by_kind.entry(kind.clone()).or_default() += 1;
+        }
+    }
+    let events: u64 = results.iter().map(|r| r.events).sum();
+    let failing_seeds: Vec<u64> = results.iter().filter(|r| !r.ok).map(|r| r.seed).collect();
+    SwarmSummary {
+        seeds,
+        start,
+        plants: plants.iter().map(|p| p.name().to_string()).collect(),
+        passed: results.len() as u64 - failing_seeds.len() as u64,
+        failed: failing_seeds.len() as u64,
+        failing_seeds,
+        anomalies_by_kind,
+        observations_by_kind,
+        events,
+        events_per_sec: if wall_secs > 0.0 { events as f64 / wall_secs } else { 0.0 },
+        wall_ms: (wall_secs * 1000.0) as u64,
+    }
+}
+
+/// The command that replays one seed exactly.
+pub fn replay_command(seed: u64, plants: &[String]) -> String {
+    let mut command = format!("seedlog-sim run --seed {seed}");
+    for plant in plants {
+        command += &format!(" --plant {plant}");
+    }
+    command
+}
+
+impl SwarmSummary {
+    pub fn table(&self) -> String {
+        let mut text = String::new();
+        text += &format!("swarm: seeds {}..{}", self.start, self.start + self.seeds);
+        if !self.plants.is_empty() {
+            text += &format!("  (planted: {})", self.plants.join(", "));
+        }
+        text += "\n";
+        text += &format!("  {:<34} {:>10}\n", "passed", self.passed);
+        text += &format!("  {:<34} {:>10}\n", "failed", self.failed);
+        text += &format!("  {:<34} {:>10}\n", "events", self.events);
+        text += &format!("  {:<34} {:>10.0}\n", "events/s (wall, all threads)", self.events_per_sec);
+        text += &format!("  {:<34} {:>10}\n", "wall ms", self.wall_ms);
+        if !self.anomalies_by_kind.is_empty() {
+            text += "  anomalies (seeds showing each kind):\n";
+            for (kind, count) in &self.anomalies_by_kind {
+                text += &format!("    {kind:<32} {count:>10}\n");
+            }
+        }
+        if !self.observations_by_kind.is_empty() {
+            text += "  observations, not failures (seeds showing each kind):\n";
+            for (kind, count) in &self.observations_by_kind {
+                text += &format!("    {kind:<32} {count:>10}\n");
+            }
+        }
+        if !self.failing_seeds.is_empty() {
+            text += "  replay a failing seed:\n";
+            for seed in self.failing_seeds.iter().take(20) {
+                text += &format!("    {}\n", replay_command(*seed, &self.plants));
+            }
+            if self.failing_seeds.len() > 20 {
+                text += &format!("    ... and {} more (see --json)\n", self.failing_seeds.len() - 20);
+            }
+        }
+        text
+    }
+}
