@@ -67,19 +67,18 @@ pub struct SimClock {
 }
 
 impl SimClock {
-    /// Draws every node's skew and drift from `rng` (the run's "clock" stream), in node order.
-    pub fn new(options: ClockOptions, mut rng: ChaCha8Rng, nodes: &[NodeId]) -> SimClock {
+    /// A clock for nodes `n0..n{node_count - 1}`, each one's skew and drift drawn from `rng` (the
+    /// run's "clock" stream) in node order.
+    pub fn new(options: ClockOptions, mut rng: ChaCha8Rng, node_count: usize) -> SimClock {
         assert!(
             options.drift_ppm_max <= DRIFT_PPM_LIMIT,
             "drift_ppm_max {} too large",
             options.drift_ppm_max
         );
         assert!(options.skew_ms_max <= i64::MAX as u64 / 4, "skew_ms_max {} too large", options.skew_ms_max);
-        let mut sorted = nodes.to_vec();
-        sorted.sort_unstable();
-        sorted.dedup();
+        let node_count = u32::try_from(node_count).expect("node count fits u32");
         let mut clocks = BTreeMap::new();
-        for node in sorted {
+        for node in (0..node_count).map(NodeId) {
             let skew_ms = symmetric(&mut rng, options.skew_ms_max);
             let drift_ppm = symmetric(&mut rng, options.drift_ppm_max);
             clocks.insert(node, NodeClock { skew_ms, drift_ppm, jumps_ms: 0 });
@@ -119,16 +118,15 @@ impl SimClock {
         self.node_mut(node).drift_ppm = drift_ppm;
     }
 
-    /// Steps the node's wall clock by `delta_ms` (negative: backwards). Returns false, and changes
-    /// nothing, if the options turn jumps off.
-    pub fn jump(&mut self, node: NodeId, delta_ms: i64) -> bool {
+    /// Steps the node's wall clock by `delta_ms` (negative: backwards). Refused (and counted in
+    /// [`SimClock::jumps_refused`]) if the options turn jumps off.
+    pub fn jump(&mut self, node: NodeId, delta_ms: i64) {
         if !self.options.jumps {
             self.jumps_refused += 1;
-            return false;
+            return;
         }
         let clock = self.node_mut(node);
         clock.jumps_ms = clock.jumps_ms.checked_add(delta_ms).expect("clock jumps overflow i64 ms");
-        true
     }
 
     /// How many jumps were refused because the options turn jumps off.
@@ -157,7 +155,7 @@ mod tests {
 
     #[test]
     fn perfect_clocks_read_the_epoch_plus_virtual_time() {
-        let clock = SimClock::new(ClockOptions::perfect(), rng::stream(1, "clock"), &nodes(3));
+        let clock = SimClock::new(ClockOptions::perfect(), rng::stream(1, "clock"), 3);
         for node in nodes(3) {
             assert_eq!(clock.wall_clock_ms(node, Time::ZERO), EPOCH_MS);
             assert_eq!(clock.wall_clock_ms(node, Time::from_millis(1_234)), EPOCH_MS + 1_234);
@@ -168,7 +166,7 @@ mod tests {
     #[test]
     fn skews_are_drawn_within_bounds_and_differ_between_nodes() {
         let options = ClockOptions { skew_ms_max: 1_000, drift_ppm_max: 200, jumps: true };
-        let clock = SimClock::new(options, rng::stream(2, "clock"), &nodes(8));
+        let clock = SimClock::new(options, rng::stream(2, "clock"), 8);
         let mut skews = std::collections::BTreeSet::new();
         for node in nodes(8) {
             let state = clock.node(node);
@@ -181,7 +179,7 @@ mod tests {
 
     #[test]
     fn drift_accumulates_in_parts_per_million() {
-        let mut clock = SimClock::new(ClockOptions::perfect(), rng::stream(3, "clock"), &nodes(2));
+        let mut clock = SimClock::new(ClockOptions::perfect(), rng::stream(3, "clock"), 2);
         clock.set_drift_ppm(NodeId(0), 100);
         clock.set_drift_ppm(NodeId(1), -100);
         let hour = Time::from_millis(3_600_000);
@@ -193,12 +191,12 @@ mod tests {
     #[test]
     fn jumps_go_both_ways_and_accumulate_with_skew() {
         let options = ClockOptions { jumps: true, ..ClockOptions::perfect() };
-        let mut clock = SimClock::new(options, rng::stream(4, "clock"), &nodes(2));
+        let mut clock = SimClock::new(options, rng::stream(4, "clock"), 2);
         clock.set_skew_ms(NodeId(1), 50);
         let now = Time::from_millis(10_000);
-        assert!(clock.jump(NodeId(1), 5_000));
+        clock.jump(NodeId(1), 5_000);
         assert_eq!(clock.wall_clock_ms(NodeId(1), now), EPOCH_MS + 10_000 + 50 + 5_000);
-        assert!(clock.jump(NodeId(1), -20_000));
+        clock.jump(NodeId(1), -20_000);
         let later = clock.wall_clock_ms(NodeId(1), now.plus_millis(1));
         assert_eq!(later, EPOCH_MS + 10_001 + 50 - 15_000, "a backward jump moves the clock back");
         assert_eq!(clock.wall_clock_ms(NodeId(0), now), EPOCH_MS + 10_000, "other nodes unaffected");
@@ -206,8 +204,8 @@ mod tests {
 
     #[test]
     fn jumps_are_refused_when_turned_off() {
-        let mut clock = SimClock::new(ClockOptions::perfect(), rng::stream(5, "clock"), &nodes(1));
-        assert!(!clock.jump(NodeId(0), 1_000));
+        let mut clock = SimClock::new(ClockOptions::perfect(), rng::stream(5, "clock"), 1);
+        clock.jump(NodeId(0), 1_000);
         assert_eq!(clock.wall_clock_ms(NodeId(0), Time::ZERO), EPOCH_MS);
         assert_eq!(clock.jumps_refused(), 1);
     }
@@ -215,20 +213,20 @@ mod tests {
     #[test]
     fn same_seed_same_clocks() {
         let options = ClockOptions { skew_ms_max: 60_000, drift_ppm_max: 500, jumps: true };
-        let a = SimClock::new(options.clone(), rng::stream(6, "clock"), &nodes(5));
-        let b = SimClock::new(options.clone(), rng::stream(6, "clock"), &[4, 3, 2, 1, 0].map(NodeId));
-        let c = SimClock::new(options, rng::stream(7, "clock"), &nodes(5));
+        let a = SimClock::new(options.clone(), rng::stream(6, "clock"), 5);
+        let b = SimClock::new(options.clone(), rng::stream(6, "clock"), 7);
+        let c = SimClock::new(options, rng::stream(7, "clock"), 5);
         let read = |clock: &SimClock| -> Vec<i64> {
             nodes(5).into_iter().map(|node| clock.wall_clock_ms(node, Time::from_millis(77_777))).collect()
         };
-        assert_eq!(read(&a), read(&b), "draws follow node order, not argument order");
+        assert_eq!(read(&a), read(&b), "more nodes do not change the first nodes' clocks");
         assert_ne!(read(&a), read(&c));
     }
 
     #[test]
     #[should_panic(expected = "no node n9")]
     fn unknown_nodes_are_a_bug() {
-        let clock = SimClock::new(ClockOptions::perfect(), rng::stream(8, "clock"), &nodes(1));
+        let clock = SimClock::new(ClockOptions::perfect(), rng::stream(8, "clock"), 1);
         clock.wall_clock_ms(NodeId(9), Time::ZERO);
     }
 }

@@ -162,20 +162,20 @@ impl DiskOptions {
 /// that will ever exist, and every node's disk can hold the same copy.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FaultAtlas {
-    pub replicas: u32,
+    pub replicas: usize,
     pub seed: u64,
     pub zone_bytes: u64,
 }
 
 impl FaultAtlas {
     /// An atlas for `replicas` replicas, its seed and zone size drawn from `rng`.
-    pub fn new<R: RngCore + ?Sized>(replicas: u32, rng: &mut R) -> FaultAtlas {
+    pub fn new<R: RngCore + ?Sized>(replicas: usize, rng: &mut R) -> FaultAtlas {
         let seed = rng.next_u64();
         let zone_bytes = [16 << 10, 64 << 10, 1 << 20][rng::index(rng, 3)];
         FaultAtlas::with_zone_bytes(replicas, seed, zone_bytes)
     }
 
-    pub fn with_zone_bytes(replicas: u32, seed: u64, zone_bytes: u64) -> FaultAtlas {
+    pub fn with_zone_bytes(replicas: usize, seed: u64, zone_bytes: u64) -> FaultAtlas {
         assert!(replicas >= 1, "an atlas needs a replica");
         assert!(
             zone_bytes >= 4096 && zone_bytes.is_multiple_of(4096),
@@ -185,14 +185,14 @@ impl FaultAtlas {
     }
 
     /// The replica that must keep zone `zone` of `path` undamaged.
-    pub fn protected_replica(&self, path: &str, zone: u64) -> u32 {
+    pub fn protected_replica(&self, path: &str, zone: u64) -> usize {
         let mut state = self.seed ^ rng::fnv1a64(path.as_bytes());
         state = state.wrapping_add(zone.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        (rng::splitmix64(&mut state) % u64::from(self.replicas)) as u32
+        (rng::splitmix64(&mut state) % self.replicas as u64) as usize
     }
 
     /// Whether `replica` may take durable-data damage anywhere in `offset..offset + len` of `path`.
-    pub fn allows(&self, replica: u32, path: &str, offset: u64, len: u64) -> bool {
+    pub fn allows(&self, replica: usize, path: &str, offset: u64, len: u64) -> bool {
         if len == 0 {
             return true;
         }
@@ -297,7 +297,7 @@ pub struct DiskStats {
 pub struct SimDisk {
     options: DiskOptions,
     rng: ChaCha8Rng,
-    node_index: u32,
+    node_index: usize,
     atlas: Option<FaultAtlas>,
     paths: BTreeMap<String, FileId>,
     files: BTreeMap<FileId, File>,
@@ -317,7 +317,7 @@ pub struct SimDisk {
 }
 
 impl SimDisk {
-    /// `rng` is the node's "disk/{node}" stream. Until [`SimDisk::set_fault_atlas`] is called the
+    /// `rng` is the node's "disk/{node}" stream. Until [`SimDisk::set_atlas`] is called the
     /// disk is replica 0 with no atlas: in liveness mode it injects no durable-data damage.
     pub fn new(options: DiskOptions, rng: ChaCha8Rng) -> SimDisk {
         options.validate();
@@ -341,7 +341,7 @@ impl SimDisk {
     }
 
     /// This disk is replica `node_index` of the cluster the atlas was drawn for.
-    pub fn set_fault_atlas(&mut self, node_index: u32, atlas: FaultAtlas) {
+    pub fn set_atlas(&mut self, node_index: usize, atlas: FaultAtlas) {
         self.node_index = node_index;
         self.atlas = Some(atlas);
     }
@@ -1531,12 +1531,12 @@ mod tests {
     }
 
     /// Three replicas' disks holding the same files, in liveness mode with one atlas.
-    fn replicas(count: u32, options: &DiskOptions, seed: u64) -> Vec<SimDisk> {
+    fn replicas(count: usize, options: &DiskOptions, seed: u64) -> Vec<SimDisk> {
         let atlas = FaultAtlas::with_zone_bytes(count, seed, 16 << 10);
         (0..count)
             .map(|node| {
                 let mut disk = SimDisk::new(options.clone(), rng::stream(seed, &format!("disk/n{node}")));
-                disk.set_fault_atlas(node, atlas.clone());
+                disk.set_atlas(node, atlas.clone());
                 for (file, path) in ["p0/0.log", "p0/0.index", "p1/0.log"].iter().enumerate() {
                     disk.create(path).unwrap();
                     disk.append(path, &vec![file as u8; 100_000]).unwrap();
@@ -1617,9 +1617,9 @@ mod tests {
         let mut protected_counts = [0u32; 3];
         for zone in 0..3_000 {
             let protected = atlas.protected_replica("p/0.log", zone);
-            protected_counts[protected as usize] += 1;
+            protected_counts[protected] += 1;
             let offset = zone * atlas.zone_bytes;
-            let allowed: Vec<u32> = (0..3).filter(|&r| atlas.allows(r, "p/0.log", offset, 1)).collect();
+            let allowed: Vec<usize> = (0..3).filter(|&r| atlas.allows(r, "p/0.log", offset, 1)).collect();
             assert_eq!(allowed.len(), 2);
             assert!(!allowed.contains(&protected));
         }
