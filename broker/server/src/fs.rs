@@ -63,7 +63,14 @@ impl FileStorage {
         handles_max: usize,
     ) -> Result<FileStorage, StorageError> {
         let root = root.into();
-        fs::create_dir_all(&root).map_err(map_io)?;
+        if !root.exists() {
+            fs::create_dir_all(&root).map_err(map_io)?;
+            // The new data directory's own entry is durable too (ancestors above it made by
+            // `create_dir_all` are not: a data directory's parent is the operator's to provide).
+            if let Some(parent) = root.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
         if !fs::metadata(&root).map_err(map_io)?.is_dir() {
             return Err(StorageError::NotFound);
         }
