@@ -127,6 +127,10 @@ impl Producer {
         history: &mut History,
     ) -> Vec<Outgoing> {
         self.alarm = None;
+        if self.stopped && self.pending.as_ref().is_some_and(|p| p.deadline.is_none()) {
+            // The run is healing: no new attempts; the outcome stays unknown.
+            return self.retry_or_give_up(now, history, "producer stopped before retrying");
+        }
         if let Some(pending) = &mut self.pending {
             match pending.deadline {
                 None => {
@@ -347,7 +351,8 @@ impl Consumer {
             broker,
             partition,
             position: 0,
-            fetch_max_bytes: clients.fetch_max_bytes,
+            // The final consumer catches up with large fetches (`fetch.max.bytes`' default).
+            fetch_max_bytes: if is_final { 1 << 20 } else { clients.fetch_max_bytes },
             poll_interval_ms: clients.poll_interval_ms,
             request_timeout_ms: clients.request_timeout_ms,
             next_correlation_id: 0,
@@ -459,7 +464,8 @@ impl Consumer {
             (Asked::Fetch, Response::Fetch(Ok(data))) => {
                 self.on_batches(now, &data.batches, history);
                 self.check_final_done(now, history);
-                self.set_alarm(next_poll);
+                // Like Kafka's consumer: fetch again at once while data comes, wait when caught up.
+                self.set_alarm(if data.batches.is_empty() { next_poll } else { now });
             }
             (Asked::Fetch, Response::Fetch(Err(ErrorCode::OffsetOutOfRange))) => {
                 self.resetting = true;

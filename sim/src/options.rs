@@ -147,7 +147,7 @@ impl Options {
             clients,
             net,
             disk: DiskOptions { fault_mode: faults.mode.clone(), ..disk },
-            clock,
+            clock: ClockOptions { jumps: faults.clock_jumps, ..clock },
             faults,
             buggify: rng.random_bool(0.5),
             plants: plants.to_vec(),

@@ -28,7 +28,9 @@ impl Trace {
     pub fn event(&mut self, sequence: u64, now: Time, node: &dyn fmt::Display, what: fmt::Arguments<'_>) {
         self.line.clear();
         let _ = write!(self.line, "{sequence} {now} {node} {what}");
-        for byte in self.line.bytes().chain(std::iter::once(b'\n')) {
+        // The line shows microseconds; the hash takes the exact nanoseconds too.
+        let exact_time = now.as_nanos().to_le_bytes();
+        for byte in exact_time.into_iter().chain(self.line.bytes()).chain(std::iter::once(b'\n')) {
             self.hash ^= u64::from(byte);
             self.hash = self.hash.wrapping_mul(FNV_PRIME);
         }
