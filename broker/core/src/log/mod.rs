@@ -15,9 +15,11 @@
 //! - Durability is an effect. [`PartitionLog::sync_request`] names the segment files written (or
 //!   rolled, or truncated) since the previous request and the log end offset at that moment; the
 //!   driver syncs each file as it is *when the request is taken* and reports the whole request done
-//!   with [`PartitionLog::on_sync_complete`]. Only then does [`PartitionLog::durable_offset`]
-//!   advance, and only over requests that all completed, in order. Index files are not synced by
-//!   these requests: they are trusted only after a clean close and rebuilt otherwise.
+//!   with [`PartitionLog::on_sync_complete`]; only then does [`PartitionLog::durable_offset`]
+//!   advance. Requests MUST be reported complete in the order they were taken (a driver whose later
+//!   request finishes first holds it back): a request is named by its `up_to_offset`, which a
+//!   truncation can make equal for two requests in flight. Index files are not synced by these
+//!   requests: they are trusted only after a clean close and rebuilt otherwise.
 //! - Clean shutdown is two steps: [`PartitionLog::begin_close`] writes the index files whole and
 //!   returns every file that needs a sync (indexes included); after the driver reports that request
 //!   complete, [`PartitionLog::complete_close`] writes the clean-shutdown marker. After
@@ -180,14 +182,13 @@ enum Lifecycle {
     Closed,
 }
 
-/// A sync request handed out and not yet folded into `durable_offset`.
+/// A sync request handed out and not yet reported complete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct PendingSync {
     /// The `up_to_offset` the request carried: how the driver names it on completion.
     requested_up_to_offset: i64,
     /// What completing it makes durable: lowered by a cut that happened after the request.
     durable_up_to_offset: i64,
-    completed: bool,
 }
 
 /// One partition's log. See the module documentation for the contract.
@@ -545,25 +546,19 @@ impl PartitionLog {
         Some(self.request(files))
     }
 
-    /// Every file of the request that carried `up_to_offset` is synced. The durable offset advances
-    /// over every request completed so far whose predecessors all completed too.
+    /// Every file of the oldest outstanding request — the one that carried `up_to_offset` — is
+    /// synced: the durable offset advances to what that request covers (less any cut since).
+    /// Reporting a request that was not taken, or out of order, is a driver bug and panics.
     pub fn on_sync_complete(&mut self, up_to_offset: i64) {
-        let pending = self
-            .pending_syncs
-            .iter_mut()
-            .find(|pending| !pending.completed && pending.requested_up_to_offset == up_to_offset);
-        let Some(pending) = pending else {
+        let Some(pending) = self.pending_syncs.pop_front() else {
             panic!("sync completion up to {up_to_offset} matches no outstanding sync request");
         };
-        pending.completed = true;
-        while let Some(front) = self.pending_syncs.front().copied() {
-            if !front.completed {
-                break;
-            }
-            self.pending_syncs.pop_front();
-            self.durable_offset = self.durable_offset.max(front.durable_up_to_offset);
-        }
-        assert!(self.durable_offset <= self.log_end_offset());
+        assert_eq!(
+            pending.requested_up_to_offset, up_to_offset,
+            "sync completions are reported in the order the requests were taken"
+        );
+        assert!(pending.durable_up_to_offset <= self.log_end_offset());
+        self.durable_offset = self.durable_offset.max(pending.durable_up_to_offset);
         self.check_invariants();
     }
 
@@ -740,7 +735,6 @@ impl PartitionLog {
         self.pending_syncs.push_back(PendingSync {
             requested_up_to_offset: up_to_offset,
             durable_up_to_offset: up_to_offset,
-            completed: false,
         });
         self.check_invariants();
         SyncRequest { files, up_to_offset }

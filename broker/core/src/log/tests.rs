@@ -415,6 +415,33 @@ fn offset_for_timestamp_finds_the_first_record_at_or_after_the_timestamp() {
     assert_eq!(log.offset_for_timestamp(&mut world.env(), 0).unwrap(), Some((0, batches[0][0].timestamp)));
 }
 
+#[test]
+fn offset_for_timestamp_agrees_with_a_scan_at_every_timestamp_of_a_sparse_time_index() {
+    let mut world = World::new();
+    // Few index entries, batches one millisecond apart, some timestamps repeated or going back.
+    let (mut log, _) = world.open(&LogConfig { index_interval_bytes: 300, ..small_config() });
+    let mut batches: Vec<Vec<ConsumedRecord>> = Vec::new();
+    for tag in 0..80u32 {
+        let start = 2000 + i64::from(tag) - i64::from(tag % 7 == 3) * 5;
+        let bytes = batch(tag, 1 + usize::from(tag % 5 == 0), start);
+        let info = log.append(&mut world.env(), &bytes).unwrap();
+        let mut stored = bytes;
+        set_base_offset(&mut stored, info.base_offset);
+        batches.push(consume(&stored).unwrap());
+    }
+    let reference = |timestamp: i64| {
+        let batch = batches.iter().find(|batch| batch.iter().any(|record| record.timestamp >= timestamp))?;
+        batch
+            .iter()
+            .find(|record| record.timestamp >= timestamp)
+            .map(|record| (record.offset, record.timestamp))
+    };
+    for timestamp in 1990..2090 {
+        let found = log.offset_for_timestamp(&mut world.env(), timestamp).unwrap();
+        assert_eq!(found, reference(timestamp), "timestamp {timestamp}");
+    }
+}
+
 // ---- truncation ----
 
 #[test]
@@ -630,11 +657,40 @@ fn sync_requests_name_every_written_segment_and_durability_follows_completions_i
     log.append(&mut world.env(), &batch(2, 1, 0)).unwrap();
     let second = log.sync_request().unwrap();
     assert_eq!((second.files.clone(), second.up_to_offset), (vec![log_path(DIR, 2)], 5));
-    assert_eq!(log.durable_offset(), 0);
-    log.on_sync_complete(second.up_to_offset);
-    assert_eq!(log.durable_offset(), 0, "the earlier request is still outstanding");
+    assert_eq!(log.durable_offset(), 0, "nothing is durable before a completion");
     log.on_sync_complete(first.up_to_offset);
+    assert_eq!(log.durable_offset(), 4);
+    log.on_sync_complete(second.up_to_offset);
     assert_eq!(log.durable_offset(), 5);
+}
+
+#[test]
+#[should_panic(expected = "in the order the requests were taken")]
+fn completions_out_of_order_are_a_driver_bug() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&small_config());
+    log.append(&mut world.env(), &batch(0, 2, 0)).unwrap();
+    let first = log.sync_request().unwrap();
+    log.append(&mut world.env(), &batch(1, 2, 0)).unwrap();
+    let second = log.sync_request().unwrap();
+    assert_ne!(first.up_to_offset, second.up_to_offset);
+    log.on_sync_complete(second.up_to_offset);
+}
+
+#[test]
+fn two_requests_in_flight_with_the_same_end_complete_in_order() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&small_config());
+    log.append(&mut world.env(), &batch(0, 2, 0)).unwrap();
+    let first = log.sync_request().unwrap();
+    log.append(&mut world.env(), &batch(1, 3, 0)).unwrap();
+    log.truncate_to(&mut world.env(), 2).unwrap();
+    let second = log.sync_request().expect("the truncated segment is due");
+    assert_eq!(first.up_to_offset, second.up_to_offset, "the cut made the two requests look alike");
+    log.on_sync_complete(first.up_to_offset);
+    assert_eq!(log.durable_offset(), 2);
+    log.on_sync_complete(second.up_to_offset);
+    assert_eq!(log.durable_offset(), 2);
 }
 
 #[test]
