@@ -43,7 +43,7 @@ fn time_ms(now: Time) -> f64 {
     now.as_nanos() as f64 / 1e6
 }
 
-/// The value a producer writes: unique id, `:`, then padding.
+/// The value a producer writes: unique id, `:`, then padding. The history records only the id.
 pub fn value_id(value: &str) -> &str {
     value.split(':').next().unwrap_or(value)
 }
@@ -190,7 +190,7 @@ impl Producer {
             kind: OpKind::Send,
             op_type: OpType::Invoke,
             partition,
-            records: values.iter().map(|v| (-1, v.clone())).collect(),
+            records: values.iter().map(|v| (-1, value_id(v).to_string())).collect(),
             acks: Some(self.options.acks),
             error: None,
         });
@@ -288,7 +288,7 @@ impl Producer {
             .values
             .iter()
             .enumerate()
-            .map(|(i, v)| (offsets.get(i).copied().unwrap_or(-1), v.clone()))
+            .map(|(i, v)| (offsets.get(i).copied().unwrap_or(-1), value_id(v).to_string()))
             .collect();
         // A retriable failure on the last attempt may follow an earlier attempt that was appended.
         let op_type = if op_type == OpType::Fail && pending.attempts > 1 { OpType::Info } else { op_type };
@@ -503,7 +503,9 @@ impl Consumer {
                     ),
                 });
             }
-            let value = consumed.value.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default();
+            // The history keeps the value's id (what it is), not its padding.
+            let value = consumed.value.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+            let value = value_id(&value).to_string();
             read.push((consumed.offset, value));
             self.position = consumed.offset + 1;
         }

@@ -40,7 +40,8 @@ pub struct Op {
     #[serde(rename = "type")]
     pub op_type: OpType,
     pub partition: u32,
-    /// Values written or read; for reads and acknowledged sends, with their offsets (-1: unknown).
+    /// The ids of the values written or read (`"{process}-{n}"`, the value without its padding),
+    /// with their offsets (-1: unknown, as for a send not yet acknowledged).
     pub records: Vec<(i64, String)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acks: Option<Acks>,
