@@ -306,7 +306,8 @@ impl PartitionLog {
 
     /// Whole batches from the one holding `offset`: as many as fit in `max_bytes`, but always at
     /// least one (Kafka serves a first batch larger than the limit). Every batch served passed its
-    /// CRC; a corrupt first batch is [`LogError::Corrupt`], a corrupt later one ends the read.
+    /// CRC; a corrupt first batch is [`LogError::Corrupt`], a corrupt later one ends the read (and so
+    /// does a storage error after at least one batch: the next read resumes there).
     /// At `log_end_offset` the bytes are empty. O(log segments + log index entries) to find the
     /// start, then at most one index interval scanned.
     pub fn read(&self, env: &mut Env<'_>, offset: i64, max_bytes: usize) -> Result<ReadInfo, LogError> {
@@ -334,11 +335,15 @@ impl PartitionLog {
             } else {
                 (0, base_offset, SegmentReader::new(&path, segment.size_bytes))
             };
-            reader.prefetch(env.storage, position, budget_bytes.max(1)).map_err(LogError::Storage)?;
+            if let Err(error) = reader.prefetch(env.storage, position, budget_bytes.max(1)) {
+                // A read error after some batches ends the read with them: the next fetch resumes.
+                return if info.bytes.is_empty() { Err(LogError::Storage(error)) } else { Ok(info) };
+            }
             while position < segment.size_bytes {
                 let served_any = !info.bytes.is_empty();
+                // Corruption or a read error after some batches ends the read with the good ones.
                 let stop = |error: ScanError| match error {
-                    ScanError::Batch { .. } if served_any => Ok(()),
+                    ScanError::Batch { .. } | ScanError::Storage(_) if served_any => Ok(()),
                     error => Err(read_error(base_offset, error)),
                 };
                 let header = match reader.header_at(env.storage, position) {

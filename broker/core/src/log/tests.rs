@@ -19,6 +19,8 @@ struct MemStorage {
     files: BTreeMap<String, Vec<u8>>,
     reads: u64,
     writes_before_failure: Option<u32>,
+    /// `Some(n)`: `n` more reads succeed, the one after fails with `Io` (then reads work again).
+    reads_before_failure: Option<u32>,
 }
 
 impl Storage for MemStorage {
@@ -54,6 +56,11 @@ impl Storage for MemStorage {
 
     fn read_at(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
         self.reads += 1;
+        let fail = self.reads_before_failure == Some(0);
+        self.reads_before_failure = self.reads_before_failure.and_then(|reads| reads.checked_sub(1));
+        if fail {
+            return Err(StorageError::Io);
+        }
         let file = self.files.get(path).ok_or(StorageError::NotFound)?;
         let end = offset as usize + buf.len();
         if end > file.len() {
@@ -1142,5 +1149,29 @@ mod fuzz {
                 let _ = log.read(&mut world.env(), 0, 1 << 20);
             }
         }
+    }
+}
+
+#[test]
+fn a_read_error_after_some_batches_serves_them_and_one_before_any_is_an_error() {
+    let mut world = World::new();
+    let config = small_config();
+    let (mut log, _) = world.open(&config);
+    fill(&mut world, &mut log, 200);
+    assert!(log.segment_count() > 2);
+    let whole = log.read(&mut world.env(), 0, 1 << 20).unwrap();
+
+    world.storage.reads_before_failure = Some(0);
+    let error = log.read(&mut world.env(), 0, 1 << 20).expect_err("the first read failed");
+    assert_eq!(error, LogError::Storage(StorageError::Io));
+
+    // Let the first segment's reads through, fail the next: the first segment's batches come back.
+    for reads_allowed in 1..6 {
+        world.storage.reads_before_failure = Some(reads_allowed);
+        let partial = log.read(&mut world.env(), 0, 1 << 20).unwrap();
+        assert!(whole.bytes.starts_with(&partial.bytes));
+        let records = consume(&partial.bytes).expect("what is served is valid");
+        assert!(records.first().is_some_and(|r| r.offset == 0));
+        assert!(partial.bytes.len() < whole.bytes.len(), "the failure cut the read short");
     }
 }
