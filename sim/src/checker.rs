@@ -341,7 +341,7 @@ mod tests {
         let verdict = check(&input(&history));
         assert_eq!(
             kinds(&verdict.anomalies),
-            ["phantom-read", "failed-write-visible", "inconsistent-offsets"]
+            ["failed-write-visible", "phantom-read", "inconsistent-offsets"]
         );
     }
 
