@@ -42,13 +42,34 @@ const REBOOT_MS: u64 = 100;
 
 #[derive(Debug)]
 enum Event {
-    Deliver { from: NodeId, to: NodeId, message: Message },
-    SyncDone { node: usize, incarnation: u64, ticket: Result<SyncTicket, StorageError>, token: SyncToken },
-    BrokerTimer { node: usize, incarnation: u64 },
-    ClientAlarm { client: usize },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        message: Message,
+    },
+    SyncDone {
+        node: usize,
+        incarnation: u64,
+        ticket: Result<SyncTicket, StorageError>,
+        token: SyncToken,
+    },
+    /// The broker's deadline `deadline` (as it was when scheduled) is due.
+    BrokerTimer {
+        node: usize,
+        incarnation: u64,
+        deadline: Time,
+    },
+    ClientAlarm {
+        client: usize,
+    },
     Fault(Fault),
-    Start { node: usize },
-    Resume { node: usize, incarnation: u64 },
+    Start {
+        node: usize,
+    },
+    Resume {
+        node: usize,
+        incarnation: u64,
+    },
     Heal,
     ChaosEnd,
     End,
@@ -279,12 +300,14 @@ impl World {
                 );
                 self.with_broker(now, node, |broker, env| broker.handle_sync_complete(env, token, result));
             }
-            Event::BrokerTimer { node, incarnation } => {
-                if self.brokers[node].incarnation != incarnation || self.brokers[node].timer_at != Some(now) {
+            Event::BrokerTimer { node, incarnation, deadline } => {
+                if self.brokers[node].incarnation != incarnation
+                    || self.brokers[node].timer_at != Some(deadline)
+                {
                     return; // A previous incarnation's timer, or one moved since.
                 }
-                if self.deferred(node, incarnation, || Event::BrokerTimer { node, incarnation }) {
-                    return;
+                if self.deferred(node, incarnation, || Event::BrokerTimer { node, incarnation, deadline }) {
+                    return; // Paused: it fires late, when the node resumes (the zombie catches up).
                 }
                 self.brokers[node].timer_at = None;
                 self.trace.event(sequence, now, &self.brokers[node].id, format_args!("timer"));
@@ -482,7 +505,7 @@ impl World {
         if slot.timer_at != Some(deadline) {
             slot.timer_at = Some(deadline);
             let incarnation = slot.incarnation;
-            self.scheduler.schedule(deadline, Event::BrokerTimer { node, incarnation });
+            self.scheduler.schedule(deadline, Event::BrokerTimer { node, incarnation, deadline });
         }
     }
 
@@ -557,15 +580,9 @@ impl World {
         let id = slot.id;
         let deferred = std::mem::take(&mut slot.deferred);
         self.trace.event(sequence, now, &id, format_args!("resume ({} deferred events)", deferred.len()));
+        // Everything that arrived or came due during the pause happens now, in its original order.
         for event in deferred {
             self.scheduler.schedule(now, event);
-        }
-        // Timers that came due during the pause fire now (the zombie catches up).
-        if let Some(at) = self.brokers[node].timer_at {
-            if at < now {
-                self.brokers[node].timer_at = None;
-                self.arm_broker_timer(node);
-            }
         }
     }
 
