@@ -185,9 +185,10 @@ pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     if count == 0 {
         return Err(BatchError::InvalidRecords("empty batch"));
     }
+    // Walks the records' structure without building them: the same checks, in the same order, as
+    // decoding each record would make (`tests::reference_validate` is that decoding version).
     for expected_delta in 0..count {
-        let record = reader.next_record()?;
-        if record.offset_delta != expected_delta {
+        if reader.skip_record()? != expected_delta {
             return Err(BatchError::InvalidRecords("offset deltas are not contiguous from zero"));
         }
     }
@@ -429,6 +430,55 @@ impl RecordReader<'_> {
         Ok(Record { offset_delta, timestamp_delta, key, value, headers })
     }
 
+    /// Checks one record exactly as [`RecordReader::next_record`] decodes it — every length,
+    /// count and bound, with the same error at the same place — without copying or allocating;
+    /// returns its offset delta.
+    fn skip_record(&mut self) -> Result<i32, BatchError> {
+        let length = self.varint()?;
+        if length < 0 {
+            return Err(BatchError::InvalidRecords("negative record length"));
+        }
+        let end = self
+            .position
+            .checked_add(length as usize)
+            .filter(|end| *end <= self.buf.len())
+            .ok_or(BatchError::InvalidRecords("record runs past the batch"))?;
+        let _attributes = self.byte()?;
+        let _timestamp_delta = self.varlong()?;
+        let offset_delta = self.varint()?;
+        let _key = self.skip_bytes()?;
+        let _value = self.skip_bytes()?;
+        let header_count = self.varint()?;
+        if header_count < 0 {
+            return Err(BatchError::InvalidRecords("negative header count"));
+        }
+        // Each header consumes at least two bytes or fails: the loop is bounded by the batch.
+        for _ in 0..header_count {
+            if !self.skip_bytes()? {
+                return Err(BatchError::InvalidRecords("null header key"));
+            }
+            let _header_value = self.skip_bytes()?;
+        }
+        if self.position != end {
+            return Err(BatchError::InvalidRecords("record length disagrees with its fields"));
+        }
+        Ok(offset_delta)
+    }
+
+    /// Steps over what [`RecordReader::bytes`] would read; `false` for a null field.
+    fn skip_bytes(&mut self) -> Result<bool, BatchError> {
+        let length = self.varint()?;
+        if length < 0 {
+            return Ok(false);
+        }
+        self.position = self
+            .position
+            .checked_add(length as usize)
+            .filter(|end| *end <= self.buf.len())
+            .ok_or(BatchError::InvalidRecords("field runs past the batch"))?;
+        Ok(true)
+    }
+
     fn byte(&mut self) -> Result<u8, BatchError> {
         let byte = *self.buf.get(self.position).ok_or(BatchError::InvalidRecords("record truncated"))?;
         self.position += 1;
@@ -436,6 +486,11 @@ impl RecordReader<'_> {
     }
 
     fn varlong(&mut self) -> Result<i64, BatchError> {
+        // Most varints in a batch are one byte: decoded as the loop below would.
+        if let Some(&byte) = self.buf.get(self.position).filter(|byte| **byte < 0x80) {
+            self.position += 1;
+            return Ok(i64::from(byte >> 1) ^ -i64::from(byte & 1));
+        }
         let mut raw: u64 = 0;
         for shift in (0..70).step_by(7) {
             let byte = self.byte()?;
@@ -516,6 +571,7 @@ fn read_i64(buf: &[u8], at: usize) -> i64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::BTreeSet;
 
     fn record(timestamp: i64, value: &[u8]) -> NewRecord {
         NewRecord { timestamp, key: None, value: Some(value.to_vec()), headers: Vec::new() }
@@ -613,7 +669,208 @@ mod tests {
         assert!(batches[0].is_ok());
     }
 
+    /// Full validation by decoding every record (allocating): what `validate_batch` did before it
+    /// learned to walk the records without building them. The reference it must agree with.
+    fn reference_validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+        let header = validate_batch_crc(buf)?;
+        let batch = &buf[..header.size_bytes()];
+        if header.compression() != 0 {
+            return Err(BatchError::UnsupportedCompression(header.compression()));
+        }
+        let mut reader = RecordReader { buf: batch, position: BATCH_HEADER_BYTES };
+        let count = header.record_count;
+        if count < 0 {
+            return Err(BatchError::InvalidRecords("negative record count"));
+        }
+        if count == 0 {
+            return Err(BatchError::InvalidRecords("empty batch"));
+        }
+        for expected_delta in 0..count {
+            let record = reader.next_record()?;
+            if record.offset_delta != expected_delta {
+                return Err(BatchError::InvalidRecords("offset deltas are not contiguous from zero"));
+            }
+        }
+        if reader.position != batch.len() {
+            return Err(BatchError::InvalidRecords("bytes after the last record"));
+        }
+        if header.last_offset_delta != count - 1 {
+            return Err(BatchError::InvalidRecords("last offset delta disagrees with record count"));
+        }
+        Ok(header)
+    }
+
+    /// Makes `batch_length` and the CRC agree with the bytes again, so that validation gets past
+    /// them to the records.
+    fn reseal(batch: &mut [u8]) {
+        if batch.len() >= BATCH_HEADER_BYTES {
+            let batch_length = (batch.len() - LOG_OVERHEAD_BYTES) as i32;
+            batch[8..12].copy_from_slice(&batch_length.to_be_bytes());
+            let crc = batch_crc(batch);
+            batch[CRC_FIELD..CRC_FIELD + 4].copy_from_slice(&crc.to_be_bytes());
+        }
+    }
+
+    type Field = Option<Vec<u8>>;
+    type Header = (Vec<u8>, Field);
+
+    fn arbitrary_records() -> impl Strategy<Value = Vec<NewRecord>> {
+        let field = || proptest::option::of(proptest::collection::vec(any::<u8>(), 0..20));
+        let header = (proptest::collection::vec(any::<u8>(), 0..6), field());
+        let record = (any::<i64>(), field(), field(), proptest::collection::vec(header, 0..3));
+        let records = proptest::collection::vec(record, 1..8);
+        records.prop_map(|records| {
+            let to_record = |(timestamp, key, value, headers): (i64, Field, Field, Vec<Header>)| NewRecord {
+                // Deltas from the smallest timestamp must not overflow.
+                timestamp: timestamp >> 2,
+                key,
+                value,
+                headers,
+            };
+            records.into_iter().map(to_record).collect()
+        })
+    }
+
+    /// One way of damaging a batch; the bytes past the fixed header are the records.
+    #[derive(Clone, Debug)]
+    enum Mutation {
+        /// Overwrite a byte of the records (index taken modulo their length).
+        Set(usize, u8),
+        /// Insert a byte among the records.
+        Insert(usize, u8),
+        /// Remove a byte of the records.
+        Remove(usize),
+        /// Overwrite a byte of the header's `last_offset_delta` or `record_count`.
+        Counts(usize, u8),
+        /// Cut the batch to this many bytes.
+        Truncate(usize),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        // Varint-significant values (continuation bits, zigzag -1, sign bits) and anything else.
+        let byte = prop_oneof![
+            Just(0x00u8),
+            Just(0x01),
+            Just(0x02),
+            Just(0x7f),
+            Just(0x80),
+            Just(0xff),
+            any::<u8>()
+        ];
+        prop_oneof![
+            3 => (any::<usize>(), byte.clone()).prop_map(|(at, byte)| Mutation::Set(at, byte)),
+            1 => (any::<usize>(), byte.clone()).prop_map(|(at, byte)| Mutation::Insert(at, byte)),
+            1 => any::<usize>().prop_map(Mutation::Remove),
+            1 => (0..8usize, byte).prop_map(|(at, byte)| Mutation::Counts(at, byte)),
+            1 => any::<usize>().prop_map(Mutation::Truncate),
+        ]
+    }
+
+    fn mutate(batch: &mut Vec<u8>, mutation: &Mutation) {
+        let records = batch.len() - BATCH_HEADER_BYTES;
+        match *mutation {
+            Mutation::Set(at, byte) if records > 0 => batch[BATCH_HEADER_BYTES + at % records] = byte,
+            Mutation::Insert(at, byte) => batch.insert(BATCH_HEADER_BYTES + at % (records + 1), byte),
+            Mutation::Remove(at) if records > 0 => {
+                batch.remove(BATCH_HEADER_BYTES + at % records);
+            }
+            Mutation::Counts(at, byte) => {
+                // Bytes 23..27 are last_offset_delta, 57..61 record_count.
+                let field = if at < 4 { 23 + at } else { 57 + at - 4 };
+                batch[field] = byte;
+            }
+            Mutation::Truncate(len) => batch.truncate(BATCH_HEADER_BYTES + len % (records + 1)),
+            Mutation::Set(..) | Mutation::Remove(_) => {}
+        }
+    }
+
+    #[test]
+    fn the_walking_validator_agrees_with_decoding_on_hand_made_damage() {
+        let batch = encode_batch(
+            &[
+                NewRecord {
+                    timestamp: 7,
+                    key: Some(b"key".to_vec()),
+                    value: None,
+                    headers: vec![(b"h".to_vec(), None), (Vec::new(), Some(b"v".to_vec()))],
+                },
+                record(9, b"value"),
+            ],
+            ProducerInfo::NONE,
+        );
+        assert_eq!(validate_batch(&batch), reference_validate(&batch));
+        assert!(validate_batch(&batch).is_ok());
+        // Every byte of the records set to every value, resealed: each error must match.
+        let mut errors = BTreeSet::new();
+        for at in BATCH_HEADER_BYTES..batch.len() {
+            for byte in 0..=255u8 {
+                let mut damaged = batch.clone();
+                damaged[at] = byte;
+                reseal(&mut damaged);
+                let walked = validate_batch(&damaged);
+                assert_eq!(walked, reference_validate(&damaged), "byte {at} set to {byte:#04x}");
+                if let Err(error) = walked {
+                    errors.insert(error.to_string());
+                }
+            }
+        }
+        // The damage reached the record checks, not only the CRC.
+        for why in [
+            "negative record length",
+            "record runs past the batch",
+            "field runs past the batch",
+            "negative header count",
+            "null header key",
+            "record length disagrees with its fields",
+            "offset deltas are not contiguous from zero",
+            "record truncated",
+        ] {
+            assert!(errors.iter().any(|error| error.contains(why)), "no case hit {why:?}: {errors:?}");
+        }
+        // Varints one byte cannot break: too wide for an i32, too long for an i64.
+        let wide: &[&[u8]] = &[&[0xff, 0xff, 0xff, 0xff, 0x7f], &[0xff; 11], &[0xff; 10]];
+        for records in wide {
+            let mut damaged = batch[..BATCH_HEADER_BYTES].to_vec();
+            damaged.extend_from_slice(records);
+            reseal(&mut damaged);
+            let walked = validate_batch(&damaged);
+            assert_eq!(walked, reference_validate(&damaged), "records {records:02x?}");
+            assert!(walked.is_err_and(|error| error.to_string().contains("varint")), "{records:02x?}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn the_walking_validator_agrees_with_decoding_on_random_and_mutated_batches(
+            records in arbitrary_records(),
+            mutations in proptest::collection::vec(mutation(), 0..4),
+            resealed in any::<bool>(),
+        ) {
+            let mut batch = encode_batch(&records, ProducerInfo::NONE);
+            prop_assert!(validate_batch(&batch).is_ok());
+            for mutation in &mutations {
+                mutate(&mut batch, mutation);
+            }
+            if resealed {
+                reseal(&mut batch);
+            }
+            prop_assert_eq!(validate_batch(&batch), reference_validate(&batch));
+        }
+
+        #[test]
+        fn the_walking_validator_agrees_with_decoding_on_arbitrary_records(
+            records in proptest::collection::vec(any::<u8>(), 0..200),
+            count in prop_oneof![Just(1i32), Just(2), Just(3), any::<i32>()],
+        ) {
+            let mut batch = encode_batch(&[record(0, b"")], ProducerInfo::NONE);
+            batch.truncate(BATCH_HEADER_BYTES);
+            batch[23..27].copy_from_slice(&count.wrapping_sub(1).to_be_bytes());
+            batch[57..61].copy_from_slice(&count.to_be_bytes());
+            batch.extend_from_slice(&records);
+            reseal(&mut batch);
+            prop_assert_eq!(validate_batch(&batch), reference_validate(&batch));
+        }
+
         #[test]
         fn encode_then_decode_round_trips(
             values in proptest::collection::vec(
