@@ -48,13 +48,19 @@ mod segment;
 use recovery::{create_segment_files, delete_segment_files, marker_path, write_index_files};
 use scan::{locate, not_contiguous, resume_segment, scan_segment, Checks, ScanError, SegmentReader};
 use segment::{
-    encode_offset_entry, encode_time_entry, index_path, log_path, time_index_path, NewIndexEntries, Segment,
-    NO_TIMESTAMP, OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES,
+    index_path, log_path, time_index_path, Segment, NO_TIMESTAMP, OFFSET_INDEX_ENTRY_BYTES,
+    TIME_INDEX_ENTRY_BYTES,
 };
 
 /// How many sync requests may be outstanding at once: a driver that never reports completions is
 /// a bug, caught here rather than as unbounded memory.
 pub const PENDING_SYNCS_MAX: usize = 4096;
+
+/// Index entries are written to the index files in runs of this many (1 KiB of offset index), not
+/// one small write per indexed batch; a roll writes the rest of the old segment's, a clean close
+/// every segment's. Unwritten entries cost nothing to lose: the index files are trusted only after
+/// a clean close and rebuilt by scanning otherwise.
+const INDEX_WRITE_ENTRIES: usize = 128;
 
 /// Configuration of one partition's log, with Kafka's names.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -206,6 +212,18 @@ pub struct PartitionLog {
     unsynced_indexes: BTreeSet<i64>,
     pending_syncs: VecDeque<PendingSync>,
     lifecycle: Lifecycle,
+    /// Where append puts a batch with its offset assigned, reused from append to append.
+    batch_buffer: BatchBuffer,
+}
+
+/// A reusable byte buffer whose `Debug` shows its size, not its bytes.
+#[derive(Default)]
+struct BatchBuffer(Vec<u8>);
+
+impl std::fmt::Debug for BatchBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BatchBuffer({} bytes)", self.0.len())
+    }
 }
 
 impl PartitionLog {
@@ -247,6 +265,7 @@ impl PartitionLog {
             unsynced_indexes: if clean_shutdown { stale } else { all },
             pending_syncs: VecDeque::new(),
             lifecycle: Lifecycle::Open,
+            batch_buffer: BatchBuffer::default(),
         };
         log.durable_offset = log.log_end_offset();
         log.check_invariants();
@@ -273,24 +292,30 @@ impl PartitionLog {
         }
 
         let base_offset = self.log_end_offset();
-        let mut stored = batch.to_vec();
-        set_base_offset(&mut stored, base_offset);
-        let stored_header = BatchHeader::parse(&stored).map_err(LogError::InvalidBatch)?;
-        assert_eq!(stored_header.base_offset, base_offset);
-        assert_eq!(batch_crc(&stored), stored_header.crc, "the base offset is outside the CRC");
+        // The base offset is outside the CRC: only those 8 bytes change, and the header validated
+        // above describes the stored batch but for them.
+        let stored = &mut self.batch_buffer.0;
+        stored.clear();
+        stored.extend_from_slice(batch);
+        set_base_offset(stored, base_offset);
+        let stored_header = BatchHeader { base_offset, ..header };
+        debug_assert_eq!(BatchHeader::parse(stored), Ok(stored_header));
+        debug_assert_eq!(batch_crc(stored), stored_header.crc, "the base offset is outside the CRC");
 
         let (&active_base, active) = self.segments.iter_mut().next_back().expect("a log has a segment");
         let path = log_path(&self.dir, active_base);
         let position = active.size_bytes;
         // Write first, account after: a failed write leaves the log as it was.
-        if let Err(error) = env.storage.write_at(&path, position, &stored) {
+        if let Err(error) = env.storage.write_at(&path, position, stored) {
             let _best_effort = env.storage.truncate(&path, position);
             return Err(LogError::Storage(error));
         }
-        let added = active.record_batch(&stored_header, self.config.index_interval_bytes);
+        active.record_batch(&stored_header, self.config.index_interval_bytes);
         assert_eq!(active.size_bytes, position + size_bytes);
         assert_eq!(active.next_offset, stored_header.last_offset() + 1);
-        if write_index_entries(env.storage, &self.dir, active, added) {
+        if active.unwritten_offset_entries() >= INDEX_WRITE_ENTRIES
+            && write_index_entries(env.storage, &self.dir, active)
+        {
             self.unsynced_indexes.insert(active_base);
         }
         self.size_bytes += size_bytes;
@@ -576,7 +601,12 @@ impl PartitionLog {
         for (&base_offset, segment) in self.segments.iter_mut() {
             if segment.index_files_stale {
                 write_index_files(env.storage, &self.dir, segment).map_err(LogError::Storage)?;
-                segment.index_files_stale = false;
+                self.unsynced_indexes.insert(base_offset);
+            } else if write_index_entries(env.storage, &self.dir, segment) {
+                // A failed write of the last entries makes the files stale: rewrite them whole.
+                if segment.index_files_stale {
+                    write_index_files(env.storage, &self.dir, segment).map_err(LogError::Storage)?;
+                }
                 self.unsynced_indexes.insert(base_offset);
             }
         }
@@ -724,6 +754,11 @@ impl PartitionLog {
 
     fn roll_segment(&mut self, env: &mut Env<'_>) -> Result<(), LogError> {
         assert!(!self.active().is_empty(), "never roll an empty segment");
+        // The old active segment's index is complete: its files get the entries they lack.
+        let (&old_base, old_active) = self.segments.iter_mut().next_back().expect("a log has a segment");
+        if write_index_entries(env.storage, &self.dir, old_active) {
+            self.unsynced_indexes.insert(old_base);
+        }
         let base_offset = self.log_end_offset();
         let indexes_created =
             create_segment_files(env.storage, &self.dir, base_offset).map_err(LogError::Storage)?;
@@ -789,8 +824,20 @@ impl PartitionLog {
         self.size_bytes -= old.size_bytes - kept_bytes;
         let segment = self.segments.get_mut(&base_offset).expect("just inserted");
         if !segment.index_files_stale {
-            let index_bytes = (segment.offset_index.len() * OFFSET_INDEX_ENTRY_BYTES) as u64;
-            let time_bytes = (segment.time_index.len() * TIME_INDEX_ENTRY_BYTES) as u64;
+            // The kept entries are a prefix of the old ones (the same rule over the same bytes), and
+            // the files held a prefix of those: cut the files to what both have.
+            segment.offset_index_written = old.offset_index_written.min(segment.offset_index.len());
+            segment.time_index_written = old.time_index_written.min(segment.time_index.len());
+            debug_assert_eq!(
+                segment.offset_index[..segment.offset_index_written],
+                old.offset_index[..segment.offset_index_written]
+            );
+            debug_assert_eq!(
+                segment.time_index[..segment.time_index_written],
+                old.time_index[..segment.time_index_written]
+            );
+            let index_bytes = (segment.offset_index_written * OFFSET_INDEX_ENTRY_BYTES) as u64;
+            let time_bytes = (segment.time_index_written * TIME_INDEX_ENTRY_BYTES) as u64;
             let trimmed = env
                 .storage
                 .truncate(&index_path(&self.dir, base_offset), index_bytes)
@@ -813,27 +860,31 @@ impl PartitionLog {
     }
 }
 
-/// Appends a batch's new index entries to the index files. An index file that cannot be written is
-/// marked stale instead of failing the append: the in-memory index is the truth, and a clean close
-/// rewrites stale files whole. Returns whether an index file was written.
-fn write_index_entries(
-    storage: &mut dyn Storage,
-    dir: &str,
-    segment: &mut Segment,
-    added: NewIndexEntries,
-) -> bool {
-    if added == NewIndexEntries::default() || segment.index_files_stale {
+/// Appends the segment's index entries that its index files do not hold yet, one write per file.
+/// An index file that cannot be written is marked stale instead of failing the caller: the
+/// in-memory index is the truth, and a clean close rewrites stale files whole. Returns whether an
+/// index file was written (or its write attempted).
+fn write_index_entries(storage: &mut dyn Storage, dir: &str, segment: &mut Segment) -> bool {
+    if !segment.index_files_behind() {
         return false;
     }
     let base_offset = segment.base_offset;
     let mut written = Ok(());
-    if let Some(entry) = added.offset {
-        let at = ((segment.offset_index.len() - 1) * OFFSET_INDEX_ENTRY_BYTES) as u64;
-        written = storage.write_at(&index_path(dir, base_offset), at, &encode_offset_entry(entry));
+    if segment.offset_index_written < segment.offset_index.len() {
+        let at = (segment.offset_index_written * OFFSET_INDEX_ENTRY_BYTES) as u64;
+        let bytes = segment.offset_index_bytes(segment.offset_index_written);
+        written = storage.write_at(&index_path(dir, base_offset), at, &bytes);
+        if written.is_ok() {
+            segment.offset_index_written = segment.offset_index.len();
+        }
     }
-    if let (Ok(()), Some(entry)) = (&written, added.time) {
-        let at = ((segment.time_index.len() - 1) * TIME_INDEX_ENTRY_BYTES) as u64;
-        written = storage.write_at(&time_index_path(dir, base_offset), at, &encode_time_entry(entry));
+    if written.is_ok() && segment.time_index_written < segment.time_index.len() {
+        let at = (segment.time_index_written * TIME_INDEX_ENTRY_BYTES) as u64;
+        let bytes = segment.time_index_bytes(segment.time_index_written);
+        written = storage.write_at(&time_index_path(dir, base_offset), at, &bytes);
+        if written.is_ok() {
+            segment.time_index_written = segment.time_index.len();
+        }
     }
     segment.index_files_stale = written.is_err();
     true

@@ -316,7 +316,7 @@ fn recover_unclean(
             cut = true;
         }
         assert_eq!(segment.size_bytes, end_bytes);
-        if let Err(error) = write_index_files(storage, dir, &segment) {
+        if let Err(error) = write_index_files(storage, dir, &mut segment) {
             segment.index_files_stale = true;
             actions.push(format!("segment {base_offset}: could not write its rebuilt indexes ({error})"));
         }
@@ -351,15 +351,16 @@ pub(super) fn create_segment_files(
     Ok(indexes_created)
 }
 
-/// Writes both index files whole from memory (creating them if missing).
+/// Writes both index files whole from memory (creating them if missing); on success they are no
+/// longer stale and hold every entry. On failure the caller decides (the segment is unchanged).
 pub(super) fn write_index_files(
     storage: &mut dyn Storage,
     dir: &str,
-    segment: &Segment,
+    segment: &mut Segment,
 ) -> Result<(), StorageError> {
     let files = [
-        (index_path(dir, segment.base_offset), segment.offset_index_bytes()),
-        (time_index_path(dir, segment.base_offset), segment.time_index_bytes()),
+        (index_path(dir, segment.base_offset), segment.offset_index_bytes(0)),
+        (time_index_path(dir, segment.base_offset), segment.time_index_bytes(0)),
     ];
     for (path, bytes) in files {
         if !storage.exists(&path) {
@@ -368,6 +369,9 @@ pub(super) fn write_index_files(
         storage.write_at(&path, 0, &bytes)?;
         storage.truncate(&path, bytes.len() as u64)?;
     }
+    segment.index_files_stale = false;
+    segment.offset_index_written = segment.offset_index.len();
+    segment.time_index_written = segment.time_index.len();
     Ok(())
 }
 

@@ -51,13 +51,6 @@ pub(super) struct TimeIndexEntry {
     pub relative_offset: u32,
 }
 
-/// The index entries one batch added, to be appended to the index files.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct NewIndexEntries {
-    pub offset: Option<OffsetIndexEntry>,
-    pub time: Option<TimeIndexEntry>,
-}
-
 /// What the log knows about one segment, in memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Segment {
@@ -79,6 +72,11 @@ pub(super) struct Segment {
     /// The index files may not match `offset_index`/`time_index` (a write to them failed, or they
     /// were rebuilt in memory only): a clean close MUST rewrite them whole.
     pub index_files_stale: bool,
+    /// Unless stale, the index files hold exactly the first this many entries of `offset_index`
+    /// and `time_index`: new entries are written in runs (see `PartitionLog`), not one by one, and
+    /// a clean close writes the rest.
+    pub offset_index_written: usize,
+    pub time_index_written: usize,
 }
 
 impl Segment {
@@ -95,6 +93,8 @@ impl Segment {
             time_index: Vec::new(),
             bytes_since_index_entry: 0,
             index_files_stale: false,
+            offset_index_written: 0,
+            time_index_written: 0,
         }
     }
 
@@ -115,8 +115,8 @@ impl Segment {
     }
 
     /// Accounts for a batch that has just been written (or found on disk) at the end of the
-    /// segment, and returns the index entries it added.
-    pub fn record_batch(&mut self, header: &BatchHeader, index_interval_bytes: u64) -> NewIndexEntries {
+    /// segment, adding its index entries (in memory only).
+    pub fn record_batch(&mut self, header: &BatchHeader, index_interval_bytes: u64) {
         assert_eq!(header.base_offset, self.next_offset, "batches are contiguous");
         assert!(header.last_offset() >= header.base_offset);
         let position = self.size_bytes;
@@ -130,14 +130,12 @@ impl Segment {
             self.max_timestamp = header.max_timestamp;
             self.offset_of_max_timestamp = header.base_offset;
         }
-        let mut added = NewIndexEntries::default();
         if self.bytes_since_index_entry >= index_interval_bytes {
             let entry = OffsetIndexEntry {
                 relative_offset: self.relative_offset(header.base_offset),
                 position: position as u32,
             };
             self.offset_index.push(entry);
-            added.offset = Some(entry);
             let last_timestamp = self.time_index.last().map_or(NO_TIMESTAMP, |last| last.timestamp);
             if self.max_timestamp > last_timestamp {
                 let entry = TimeIndexEntry {
@@ -145,7 +143,6 @@ impl Segment {
                     relative_offset: self.relative_offset(self.offset_of_max_timestamp),
                 };
                 self.time_index.push(entry);
-                added.time = Some(entry);
             }
             self.bytes_since_index_entry = 0;
         }
@@ -153,7 +150,23 @@ impl Segment {
         self.size_bytes += size;
         self.next_offset = header.last_offset() + 1;
         assert!(self.next_offset > header.base_offset);
-        added
+    }
+
+    /// Offset-index entries in memory that the index file does not hold yet (none if the files are
+    /// stale: those are rewritten whole). The time index never has more entries than the offset
+    /// index, so this also bounds what the time-index file lacks.
+    pub fn unwritten_offset_entries(&self) -> usize {
+        if self.index_files_stale {
+            return 0;
+        }
+        self.offset_index.len() - self.offset_index_written
+    }
+
+    /// Whether the index files lack entries the segment has in memory (never if they are stale).
+    pub fn index_files_behind(&self) -> bool {
+        !self.index_files_stale
+            && (self.offset_index_written < self.offset_index.len()
+                || self.time_index_written < self.time_index.len())
     }
 
     /// Where to start scanning for the batch holding `offset`: the position and base offset of the
@@ -205,6 +218,9 @@ impl Segment {
             segment.max_timestamp = last.timestamp;
             segment.offset_of_max_timestamp = base_offset + i64::from(last.relative_offset);
         }
+        // Read from the index files: they hold these entries.
+        segment.offset_index_written = offset_index.len();
+        segment.time_index_written = time_index.len();
         segment.offset_index = offset_index;
         segment.time_index = time_index;
         segment
@@ -226,33 +242,35 @@ impl Segment {
         self.next_offset = header.last_offset() + 1;
     }
 
-    /// The offset-index file's bytes.
-    pub fn offset_index_bytes(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(self.offset_index.len() * OFFSET_INDEX_ENTRY_BYTES);
-        for entry in &self.offset_index {
+    /// The offset-index file's bytes from entry `first` on (it starts at `first` entries' bytes).
+    pub fn offset_index_bytes(&self, first: usize) -> Vec<u8> {
+        let entries = &self.offset_index[first..];
+        let mut bytes = Vec::with_capacity(entries.len() * OFFSET_INDEX_ENTRY_BYTES);
+        for entry in entries {
             bytes.extend_from_slice(&encode_offset_entry(*entry));
         }
         bytes
     }
 
-    /// The time-index file's bytes.
-    pub fn time_index_bytes(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(self.time_index.len() * TIME_INDEX_ENTRY_BYTES);
-        for entry in &self.time_index {
+    /// The time-index file's bytes from entry `first` on.
+    pub fn time_index_bytes(&self, first: usize) -> Vec<u8> {
+        let entries = &self.time_index[first..];
+        let mut bytes = Vec::with_capacity(entries.len() * TIME_INDEX_ENTRY_BYTES);
+        for entry in entries {
             bytes.extend_from_slice(&encode_time_entry(*entry));
         }
         bytes
     }
 }
 
-pub(super) fn encode_offset_entry(entry: OffsetIndexEntry) -> [u8; OFFSET_INDEX_ENTRY_BYTES] {
+fn encode_offset_entry(entry: OffsetIndexEntry) -> [u8; OFFSET_INDEX_ENTRY_BYTES] {
     let mut bytes = [0; OFFSET_INDEX_ENTRY_BYTES];
     bytes[0..4].copy_from_slice(&entry.relative_offset.to_be_bytes());
     bytes[4..8].copy_from_slice(&entry.position.to_be_bytes());
     bytes
 }
 
-pub(super) fn encode_time_entry(entry: TimeIndexEntry) -> [u8; TIME_INDEX_ENTRY_BYTES] {
+fn encode_time_entry(entry: TimeIndexEntry) -> [u8; TIME_INDEX_ENTRY_BYTES] {
     let mut bytes = [0; TIME_INDEX_ENTRY_BYTES];
     bytes[0..8].copy_from_slice(&entry.timestamp.to_be_bytes());
     bytes[8..12].copy_from_slice(&entry.relative_offset.to_be_bytes());

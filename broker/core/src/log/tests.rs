@@ -371,22 +371,64 @@ fn a_failed_index_write_does_not_fail_the_append_and_a_clean_close_rewrites_the_
     let mut world = World::new();
     let config = LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 1, ..small_config() };
     let (mut log, _) = world.open(&config);
-    log.append(&mut world.env(), &batch(0, 1, 10)).unwrap();
-    // The next batch is indexed: its log write goes through, its offset-index write fails.
-    world.storage.writes_before_failure = Some(1);
-    let info = log.append(&mut world.env(), &batch(1, 1, 20)).unwrap();
-    assert_eq!(info.base_offset, 1);
-    assert_eq!(world.storage.writes_before_failure, None, "the failure was spent on the index");
-    log.append(&mut world.env(), &batch(2, 1, 30)).unwrap();
     let index = index_path(DIR, 0);
-    assert_ne!(world.storage.files[&index].len(), 2 * OFFSET_INDEX_ENTRY_BYTES, "the file missed an entry");
+    // Every batch but the first is indexed; the entries reach the index file in runs.
+    for tag in 0..INDEX_WRITE_ENTRIES as u32 {
+        log.append(&mut world.env(), &batch(tag, 1, 10)).unwrap();
+    }
+    assert!(world.storage.files[&index].is_empty(), "entries are not written one by one");
+    // The next batch completes a run: its log write goes through, the offset-index write fails.
+    world.storage.writes_before_failure = Some(1);
+    let info = log.append(&mut world.env(), &batch(1000, 1, 20)).unwrap();
+    assert_eq!(info.base_offset, INDEX_WRITE_ENTRIES as i64);
+    assert_eq!(world.storage.writes_before_failure, None, "the failure was spent on the index");
+    log.append(&mut world.env(), &batch(1001, 1, 30)).unwrap();
+    let entries = INDEX_WRITE_ENTRIES + 1;
+    assert_ne!(
+        world.storage.files[&index].len(),
+        entries * OFFSET_INDEX_ENTRY_BYTES,
+        "the file missed entries"
+    );
     log.verify(&mut world.env()).unwrap();
     close(&mut world, log);
-    assert_eq!(world.storage.files[&index].len(), 2 * OFFSET_INDEX_ENTRY_BYTES, "the close rewrote it");
+    assert_eq!(world.storage.files[&index].len(), entries * OFFSET_INDEX_ENTRY_BYTES, "the close rewrote it");
     let (log, report) = world.open(&config);
     assert!(report.clean_shutdown, "{:?}", report.actions);
     assert!(!recovery_mentions(&report, "rebuil"), "{:?}", report.actions);
-    assert_eq!(read_all(&mut world, &log, 0, 1 << 20).len(), 3);
+    assert_eq!(read_all(&mut world, &log, 0, 1 << 20).len(), entries + 1);
+}
+
+#[test]
+fn index_entries_reach_their_files_in_runs_at_rolls_and_at_a_clean_close() {
+    let mut world = World::new();
+    let config = LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 1, ..small_config() };
+    let (mut log, _) = world.open(&config);
+    let index = |world: &World, base: i64| world.storage.files[&index_path(DIR, base)].len();
+    let runs = 2;
+    for tag in 0..(runs * INDEX_WRITE_ENTRIES + 5) as u32 {
+        log.append(&mut world.env(), &batch(tag, 1, i64::from(tag))).unwrap();
+    }
+    assert_eq!(index(&world, 0), runs * INDEX_WRITE_ENTRIES * OFFSET_INDEX_ENTRY_BYTES, "whole runs only");
+    assert!(log.roll(&mut world.env()).unwrap());
+    let second = log.log_end_offset();
+    let all_entries = (second - 1) as usize;
+    assert_eq!(index(&world, 0), all_entries * OFFSET_INDEX_ENTRY_BYTES, "a roll completes the old index");
+    for tag in 0..3 {
+        log.append(&mut world.env(), &batch(2000 + tag, 1, 5000)).unwrap();
+    }
+    assert_eq!(index(&world, second), 0);
+    // A truncation inside the written part cuts the file to the entries below the cut.
+    log.truncate_to(&mut world.env(), 100).unwrap();
+    assert_eq!(index(&world, 0), 99 * OFFSET_INDEX_ENTRY_BYTES);
+    log.verify(&mut world.env()).unwrap();
+    log.append(&mut world.env(), &batch(3000, 1, 6000)).unwrap();
+    log.append(&mut world.env(), &batch(3001, 1, 6001)).unwrap();
+    close(&mut world, log);
+    assert_eq!(index(&world, 0), 101 * OFFSET_INDEX_ENTRY_BYTES, "the close wrote the rest");
+    let (log, report) = world.open(&config);
+    assert!(report.clean_shutdown, "{:?}", report.actions);
+    assert!(!recovery_mentions(&report, "rebuil"), "{:?}", report.actions);
+    log.verify(&mut world.env()).unwrap();
 }
 
 // ---- timestamps ----
@@ -766,13 +808,18 @@ fn an_unclean_reopen_scans_everything_and_rebuilds_the_indexes() {
     let config = small_config();
     let (mut log, _) = world.open(&config);
     let expected = fill(&mut world, &mut log, 150);
-    let index_files: BTreeMap<String, Vec<u8>> = world
-        .storage
-        .files
-        .iter()
-        .filter(|(path, _)| path.ends_with("index"))
-        .map(|(path, bytes)| (path.clone(), bytes.clone()))
-        .collect();
+    let index_files = |world: &World| -> BTreeMap<String, Vec<u8>> {
+        let files = world.storage.files.iter().filter(|(path, _)| path.ends_with("index"));
+        files.map(|(path, bytes)| (path.clone(), bytes.clone())).collect()
+    };
+    // Append writes index entries in runs: the files hold a prefix of each index...
+    let appended = index_files(&world);
+    // ...and a close writes them whole. A crash before the close completes leaves the log unclean.
+    log.begin_close(&mut world.env()).unwrap();
+    let index_files = index_files(&world);
+    for (path, bytes) in &appended {
+        assert!(index_files[path].starts_with(bytes), "{path}: append wrote a prefix of the index");
+    }
     let end = log.log_end_offset();
     drop(log);
     // Wreck every index: recovery must not need them.
@@ -787,7 +834,7 @@ fn an_unclean_reopen_scans_everything_and_rebuilds_the_indexes() {
     assert_eq!(log.log_end_offset(), end);
     assert_eq!(log.durable_offset(), end, "what recovery read back is durable");
     for (path, bytes) in &index_files {
-        assert_eq!(&world.storage.files[path], bytes, "{path} rebuilt as append wrote it");
+        assert_eq!(&world.storage.files[path], bytes, "{path} rebuilt as the log wrote it");
     }
     assert_eq!(read_all(&mut world, &log, 0, 1 << 20), expected);
     let request = log.sync_request().expect("recovered segments are queued for a sync");
