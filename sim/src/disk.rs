@@ -56,6 +56,11 @@
 //! the medium. A pending write refers to its bytes in the cached view instead of holding a copy;
 //! an operation that would overwrite or cut those bytes first copies them out ("materialises" the
 //! pending write), so a synced or crash-surviving write always carries the bytes it was given.
+//! Memory the kernel must fault in and zero costs more than the copies: the buffers of removed
+//! files are kept, and a file whose cached view or medium outgrows its buffer takes the smallest
+//! kept buffer that holds it (see [`SimDisk::grow_buffer`]), so a log that rolls and deletes
+//! segments runs in memory it has touched before. A file growing into new memory still pays for
+//! it twice (cached view and medium).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -72,6 +77,9 @@ pub const FILE_BYTES_MAX: u64 = 1 << 32;
 /// The most memory kept in buffers of removed files for reuse.
 const SPARE_BUFFER_BYTES_MAX: usize = 256 << 20;
 const SPARE_BUFFERS_MAX: usize = 64;
+/// Smaller buffers are not kept: the allocator recycles small blocks by itself, and they would
+/// only crowd the large ones out of the spares.
+const SPARE_BUFFER_BYTES_MIN: usize = 64 << 10;
 
 /// How many random places a fault is tried at before it gives up (when the atlas forbids them).
 const PLACEMENT_ATTEMPTS_MAX: u32 = 8;
@@ -548,15 +556,40 @@ impl SimDisk {
     /// is what bounds append throughput). Reuse is invisible to behaviour.
     fn release(&mut self, file: File) {
         self.used_bytes -= file.cached.len() as u64;
-        for mut buffer in [file.durable, file.cached] {
-            let spare_bytes: usize = self.spare_buffers.iter().map(Vec::capacity).sum();
-            let room = self.spare_buffers.len() < SPARE_BUFFERS_MAX
-                && spare_bytes + buffer.capacity() <= SPARE_BUFFER_BYTES_MAX;
-            if buffer.capacity() > 0 && room {
-                buffer.clear();
-                self.spare_buffers.push(buffer);
-            }
+        self.keep_spare(file.durable);
+        self.keep_spare(file.cached);
+    }
+
+    fn keep_spare(&mut self, mut buffer: Vec<u8>) {
+        let spare_bytes: usize = self.spare_buffers.iter().map(Vec::capacity).sum();
+        let room = self.spare_buffers.len() < SPARE_BUFFERS_MAX
+            && spare_bytes + buffer.capacity() <= SPARE_BUFFER_BYTES_MAX;
+        if buffer.capacity() >= SPARE_BUFFER_BYTES_MIN && room {
+            buffer.clear();
+            self.spare_buffers.push(buffer);
         }
+    }
+
+    /// Before a file's cached view (`medium` false) or medium grows to `len` bytes: if its buffer
+    /// cannot hold them and a kept buffer can, moves the contents into the smallest such kept buffer
+    /// and keeps the old one instead. The bytes are the same before and after: invisible to
+    /// behaviour, and to every random choice.
+    fn grow_buffer(&mut self, id: FileId, medium: bool, len: u64) {
+        let file = self.files.get_mut(&id).expect("caller looked the file up");
+        let buffer = if medium { &mut file.durable } else { &mut file.cached };
+        let len = len as usize;
+        if len <= buffer.capacity() {
+            return;
+        }
+        let fitting = self.spare_buffers.iter().enumerate().filter(|(_, spare)| spare.capacity() >= len);
+        let Some(index) = fitting.min_by_key(|(_, spare)| spare.capacity()).map(|(index, _)| index) else {
+            return;
+        };
+        let mut spare = self.spare_buffers.swap_remove(index);
+        debug_assert!(spare.is_empty());
+        spare.extend_from_slice(buffer);
+        let old = std::mem::replace(buffer, spare);
+        self.keep_spare(old);
     }
 
     fn id(&self, path: &str) -> Result<FileId, StorageError> {
@@ -600,6 +633,12 @@ impl SimDisk {
     /// Applies one synced operation to the medium, possibly misdirecting a write.
     fn make_durable(&mut self, id: FileId, op: PendingOp) {
         let sector_bytes = self.options.sector_bytes;
+        // A misdirected write lands within the same bound: the file as it is after the write.
+        let medium_len = match op.kind {
+            OpKind::Write { offset, len, .. } => (self.files[&id].durable.len() as u64).max(offset + len),
+            OpKind::Truncate { len } => len,
+        };
+        self.grow_buffer(id, true, medium_len);
         if let OpKind::Write { offset, len, .. } = op.kind {
             self.stats.bytes_synced += len;
             if rng::chance(&mut self.rng, self.options.misdirect_probability) {
@@ -672,9 +711,9 @@ impl Storage for SimDisk {
         let id = FileId(self.next_file_id);
         self.next_file_id += 1;
         self.paths.insert(path.to_string(), id);
-        let durable = self.spare_buffers.pop().unwrap_or_default();
-        let cached = self.spare_buffers.pop().unwrap_or_default();
-        self.files.insert(id, File::new(path, durable, cached));
+        // Buffers are handed out as files grow (see `grow_buffer`), not here: the file's size is not
+        // known yet, and an index file holding a segment's buffer would leave the segment none.
+        self.files.insert(id, File::new(path, Vec::new(), Vec::new()));
         Ok(())
     }
 
@@ -691,6 +730,7 @@ impl Storage for SimDisk {
         let end = offset.checked_add(data.len() as u64).ok_or(StorageError::OutOfRange)?;
         let old_len = self.files[&id].cached.len() as u64;
         self.reserve(old_len, old_len.max(end))?;
+        self.grow_buffer(id, false, end);
         self.stats.writes += 1;
         self.stats.bytes_written += data.len() as u64;
         let sector_bytes = self.options.sector_bytes;
@@ -741,6 +781,7 @@ impl Storage for SimDisk {
         let id = self.id(path)?;
         let old_len = self.files[&id].cached.len() as u64;
         self.reserve(old_len, len)?;
+        self.grow_buffer(id, false, len);
         let sector_bytes = self.options.sector_bytes;
         self.files.get_mut(&id).expect("looked up").truncate(len, sector_bytes);
         Ok(())
