@@ -9,6 +9,8 @@
 //! - `write_all`: a plain Rust loop of `File::write_all` of 16 KiB, one `sync_data` at the end.
 //! - `FileStorage.append`: `seedlog_server::fs::FileStorage::append` of 16 KiB, a real sync every
 //!   64 MiB and one at the end: the storage layer alone, without the log.
+//! - `FileStorage.append of the log's batch`: the same, appending the log's batch bytes as they
+//!   are (a little under 16 KiB, so not page-aligned): the storage's share of the next line.
 //! - `PartitionLog on files`: `PartitionLog::append` of 16 KiB record batches (~100-byte records,
 //!   built with `encode_batch`) on a `FileStorage`, the log's sync requests executed with a real
 //!   `fdatasync` every 64 MiB and at the end, each reported back with `on_sync_complete`.
@@ -59,10 +61,13 @@ fn main() {
     report("dd bs=1M conv=fdatasync (first)", file_bytes, dd_first);
     let write_all = write_all_then_sync(&dir.path().join("write_all.bin"), file_bytes);
     report("File::write_all 16 KiB + sync_data", file_bytes, write_all);
-    let storage = file_storage_append(&dir.path().join("storage"), file_bytes);
+    let storage = file_storage_append(&dir.path().join("storage"), &vec![0u8; PIECE_BYTES], file_bytes);
     report("FileStorage.append 16 KiB, sync/64 MiB", file_bytes, storage);
 
     let batch = record_batch(PIECE_BYTES);
+    let storage_batch = file_storage_append(&dir.path().join("storage"), &batch, file_bytes);
+    let storage_batch_bytes = file_bytes.div_ceil(batch.len() as u64) * batch.len() as u64;
+    report("FileStorage.append of the log's batch", storage_batch_bytes, storage_batch);
     let (log_bytes, log_on_files) = log_on_files(&dir.path().join("log"), &batch, file_bytes);
     report("PartitionLog on files, sync/64 MiB", log_bytes, log_on_files);
     let dd_last = dd_fdatasync(&dir.path().join("dd.bin"), file_bytes);
@@ -87,6 +92,7 @@ fn main() {
     println!("throughput ratios against the faster dd (1.00 = dd's speed; target for files >= 0.50)");
     ratio("File::write_all / dd", file_bytes, write_all, file_bytes, dd);
     ratio("FileStorage.append / dd", file_bytes, storage, file_bytes, dd);
+    ratio("FileStorage.append of the log's batch / dd", storage_batch_bytes, storage_batch, file_bytes, dd);
     ratio("PartitionLog on files / dd", log_bytes, log_on_files, file_bytes, dd);
     println!("target for PartitionLog on SimDisk: >= 1 GB/s");
 }
@@ -161,16 +167,15 @@ fn write_all_then_sync(path: &Path, bytes: u64) -> Duration {
     elapsed
 }
 
-fn file_storage_append(root: &Path, bytes: u64) -> Duration {
-    let piece = vec![0u8; PIECE_BYTES];
+fn file_storage_append(root: &Path, piece: &[u8], bytes: u64) -> Duration {
     let start = Instant::now();
     let mut storage = FileStorage::new(root).expect("open storage");
     storage.create("segment").expect("create");
     let mut written = 0;
     let mut synced = 0;
     while written < bytes {
-        storage.append("segment", &piece).expect("append");
-        written += PIECE_BYTES as u64;
+        storage.append("segment", piece).expect("append");
+        written += piece.len() as u64;
         if written - synced >= FILE_SYNC_INTERVAL_BYTES {
             storage.sync("segment").expect("sync");
             synced = written;
