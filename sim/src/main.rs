@@ -117,13 +117,14 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 std::fs::write(&path, plan.to_json())
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             }
-            run_plan(plan, trace, json, print_plan, history)
+            let replay = swarm::replay_command(seed, &planting.plants);
+            run_plan(plan, trace, json, print_plan, history, &replay)
         }
         Command::Replay { file, trace, json } => {
             let text =
                 std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let plan = Plan::from_json(&text)?;
-            run_plan(plan, trace, json, true, None)
+            run_plan(plan, trace, json, true, None, &format!("seedlog-sim replay {}", file.display()))
         }
         Command::Swarm { seeds, start, jobs, json, planting } => {
             let Some(plants) = parse_plants(&planting)? else { return Ok(ExitCode::SUCCESS) };
@@ -160,6 +161,7 @@ fn run_plan(
     json: bool,
     print_plan: bool,
     history: Option<PathBuf>,
+    replay: &str,
 ) -> Result<ExitCode, String> {
     if trace {
         init_tracing();
@@ -179,7 +181,7 @@ fn run_plan(
     if json {
         println!("{}", outcome_json(&outcome, &plants));
     } else {
-        print_outcome(&outcome, &plants);
+        print_outcome(&outcome, replay);
     }
     Ok(if outcome.verdict.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
@@ -200,7 +202,7 @@ fn outcome_json(outcome: &Outcome, plants: &[String]) -> String {
     value.to_string()
 }
 
-fn print_outcome(outcome: &Outcome, plants: &[String]) {
+fn print_outcome(outcome: &Outcome, replay: &str) {
     let verdict = if outcome.verdict.ok { "ok" } else { "FAIL" };
     println!(
         "seed {}: {verdict} — {} events, {} ms simulated, trace hash {}",
@@ -216,5 +218,5 @@ fn print_outcome(outcome: &Outcome, plants: &[String]) {
     for observation in &outcome.verdict.observations {
         println!("  observed {}: {}", observation.kind, observation.detail);
     }
-    println!("  replay: {}", swarm::replay_command(outcome.seed, plants));
+    println!("  replay: {replay}");
 }

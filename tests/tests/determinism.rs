@@ -11,7 +11,7 @@ fn hash_of(seed: u64) -> (String, u64) {
 
 #[test]
 fn the_same_seed_gives_the_same_trace_hash() {
-    for seed in [0, 1, 7, 12345] {
+    for seed in (0..16).chain([12345, u64::MAX]) {
         let first = hash_of(seed);
         assert!(first.1 > 100, "seed {seed} ran only {} events", first.1);
         assert_eq!(first, hash_of(seed), "seed {seed} did not replay identically");
@@ -64,4 +64,46 @@ fn editing_the_fault_plan_changes_the_run() {
 fn a_malformed_plan_file_is_a_clear_error() {
     let error = Plan::from_json("{\"seed\": 1}").expect_err("an incomplete plan must not load");
     assert!(error.contains("not a Seedlog fault plan"), "{error}");
+}
+
+#[test]
+fn turning_one_fault_kind_on_does_not_move_the_others() {
+    for seed in 0..50 {
+        let mut options = Plan::generate(seed, &[]).options;
+        options.faults.crashes = true;
+        options.faults.bit_rot = false;
+        let without = Plan::from_options(options.clone());
+        options.faults.bit_rot = true;
+        let with = Plan::from_options(options);
+        let not_rot = |plan: &Plan| -> Vec<_> {
+            plan.faults
+                .iter()
+                .filter(|f| !matches!(f.fault, seedlog_sim::plan::Fault::BitRot { .. }))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(not_rot(&without), not_rot(&with), "seed {seed}: bit rot moved other faults");
+        assert!(with.faults.len() >= without.faults.len());
+    }
+}
+
+#[test]
+fn a_hand_edited_plan_that_cannot_run_is_refused_with_a_reason() {
+    let plan = Plan::generate(5, &[]);
+    let edits: [(&str, fn(&mut serde_json::Value)); 4] = [
+        ("not a broker", |v| {
+            v["faults"] =
+                serde_json::json!([{"at_ms": 10, "fault": {"kind": "crash", "node": 99, "down_ms": 5}}])
+        }),
+        ("partitions", |v| v["options"]["broker"]["partitions"] = 0.into()),
+        ("batch_records_max", |v| v["options"]["clients"]["producers"][0]["batch_records_max"] = 0.into()),
+        ("probability", |v| v["options"]["net"]["loss_probability"] = 2.0.into()),
+    ];
+    for (expected, edit) in edits {
+        let mut value: serde_json::Value = serde_json::from_str(&plan.to_json()).unwrap();
+        edit(&mut value);
+        let error = Plan::from_json(&value.to_string()).expect_err("an impossible plan must be refused");
+        assert!(error.contains(expected), "{error}");
+    }
+    assert!(Plan::from_json(&plan.to_json()).is_ok());
 }
