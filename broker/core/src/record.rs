@@ -147,7 +147,8 @@ impl BatchHeader {
     }
 
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + i64::from(self.last_offset_delta)
+        // Saturating: the base offset is outside the CRC, so stored bytes may hold any value.
+        self.base_offset.saturating_add(i64::from(self.last_offset_delta))
     }
 
     pub fn compression(&self) -> i16 {
@@ -383,12 +384,13 @@ pub fn consume(buf: &[u8]) -> Result<Vec<ConsumedRecord>, BatchError> {
         }
         let (_, records) = decode_records(bytes)?;
         for record in records {
-            out.push(ConsumedRecord {
-                offset: header.base_offset + i64::from(record.offset_delta),
-                timestamp: header.base_timestamp + record.timestamp_delta,
-                key: record.key,
-                value: record.value,
-            });
+            // Network input: an overflowing offset or timestamp is a bad batch, not a panic.
+            let offset = header.base_offset.checked_add(i64::from(record.offset_delta));
+            let timestamp = header.base_timestamp.checked_add(record.timestamp_delta);
+            let (Some(offset), Some(timestamp)) = (offset, timestamp) else {
+                return Err(BatchError::InvalidRecords("offset or timestamp overflows"));
+            };
+            out.push(ConsumedRecord { offset, timestamp, key: record.key, value: record.value });
         }
     }
     Ok(out)
@@ -891,7 +893,7 @@ mod tests {
             let (header, decoded) = decode_records(&batch).unwrap();
             prop_assert_eq!(header.record_count as usize, records.len());
             for (record, got) in records.iter().zip(decoded) {
-                prop_assert_eq!(header.base_timestamp + got.timestamp_delta, record.timestamp);
+                prop_assert_eq!(header.base_timestamp.checked_add(got.timestamp_delta), Some(record.timestamp));
                 prop_assert_eq!(&got.value, &record.value);
                 prop_assert_eq!(&got.key, &record.key);
             }
@@ -902,5 +904,17 @@ mod tests {
             let _ = validate_batch(&bytes);
             let _ = consume(&bytes);
         }
+    }
+
+    #[test]
+    fn offsets_and_timestamps_that_overflow_are_an_error_not_a_panic() {
+        let records = [NewRecord { timestamp: 0, value: Some(b"v".to_vec()), ..NewRecord::default() }];
+        let mut near_end = encode_batch(&records, ProducerInfo::NONE);
+        near_end.extend(encode_batch(&[records[0].clone(), records[0].clone()], ProducerInfo::NONE));
+        let second = near_end.len()
+            - encode_batch(&[records[0].clone(), records[0].clone()], ProducerInfo::NONE).len();
+        set_base_offset(&mut near_end[second..], i64::MAX);
+        assert_eq!(BatchHeader::parse(&near_end[second..]).unwrap().last_offset(), i64::MAX);
+        assert!(consume(&near_end).is_err());
     }
 }

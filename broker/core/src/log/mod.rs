@@ -435,7 +435,7 @@ impl PartitionLog {
                         let record_timestamp = header.base_timestamp.saturating_add(record.timestamp_delta);
                         if record_timestamp >= timestamp {
                             return Ok(Some((
-                                header.base_offset + i64::from(record.offset_delta),
+                                header.base_offset.saturating_add(i64::from(record.offset_delta)),
                                 record_timestamp,
                             )));
                         }
