@@ -135,7 +135,10 @@ pub struct World {
     state_anomalies: Vec<Anomaly>,
     /// The highest high watermark seen per partition (it must never go down).
     high_watermark_max: Vec<i64>,
-    log_start_max: Vec<i64>,
+    /// Per partition, the highest log start offset retention moved it to: the only deletion of
+    /// acknowledged records the checker excuses. Taken around `handle_timer`, the one input that
+    /// applies retention, so a log start moved by anything else (a recovery) excuses nothing.
+    retention_log_start: Vec<i64>,
     chaos_over: bool,
     final_reads_started: bool,
     finished: bool,
@@ -237,7 +240,7 @@ impl World {
             history: History::default(),
             state_anomalies: Vec::new(),
             high_watermark_max: vec![0; partitions as usize],
-            log_start_max: vec![0; partitions as usize],
+            retention_log_start: vec![0; partitions as usize],
             chaos_over: false,
             final_reads_started: false,
             finished: false,
@@ -311,7 +314,20 @@ impl World {
                 }
                 self.brokers[node].timer_at = None;
                 self.trace.event(sequence, now, &self.brokers[node].id, format_args!("timer"));
+                let before = self.log_starts(node);
                 self.with_broker(now, node, |broker, env| broker.handle_timer(env));
+                let after = self.log_starts(node);
+                for (partition, (before, after)) in before.iter().zip(&after).enumerate() {
+                    if after > before {
+                        self.trace.event(
+                            sequence,
+                            now,
+                            &self.brokers[node].id,
+                            format_args!("retention: partition {partition} starts at {after}"),
+                        );
+                        self.retention_log_start[partition] = self.retention_log_start[partition].max(*after);
+                    }
+                }
             }
             Event::ClientAlarm { client } => self.wake_client(now, sequence, client),
             Event::Fault(fault) => self.inject(now, sequence, fault),
@@ -713,8 +729,15 @@ impl World {
                 }
             }
             self.high_watermark_max[partition] = self.high_watermark_max[partition].max(high_watermark);
-            self.log_start_max[partition] = self.log_start_max[partition].max(log.log_start_offset());
         }
+    }
+
+    /// Each partition's log start offset on a live broker (0 if down).
+    fn log_starts(&self, node: usize) -> Vec<i64> {
+        let broker = self.brokers[node].broker.as_ref();
+        (0..self.retention_log_start.len() as u32)
+            .map(|p| broker.and_then(|b| b.log(p)).map_or(0, |log| log.log_start_offset()))
+            .collect()
     }
 
     /// After every recovery: every stored batch is valid (recovery left nothing corrupt behind).
@@ -790,7 +813,7 @@ impl World {
             client_anomalies,
             state_anomalies: self.state_anomalies.clone(),
             damaged_from: (0..partitions).filter_map(|p| self.damaged_from(p).map(|o| (p, o))).collect(),
-            log_start: (0..partitions).map(|p| (p, self.log_start_max[p as usize])).collect(),
+            log_start: (0..partitions).map(|p| (p, self.retention_log_start[p as usize])).collect(),
             final_reads_done,
             liveness_required: self.plan.options.faults.mode == crate::disk::FaultMode::Liveness,
         };

@@ -40,6 +40,11 @@ fn an_off_by_one_index_lookup_is_caught_as_skipped_records() {
 }
 
 #[test]
+fn recovery_that_drops_a_segment_is_caught_as_lost_writes_not_excused_as_retention() {
+    assert_found(Plant::RecoveryDropsOldestSegment, &["lost-write"]);
+}
+
+#[test]
 fn acks_1_is_seen_losing_data_and_acks_all_is_not() {
     let mut acks_1_losses = 0;
     for seed in 0..300 {

@@ -149,10 +149,17 @@ pub enum Plant {
     AckBeforeSync,
     /// A read starts one index entry too far, skipping records.
     IndexLookupOffByOne,
+    /// Log recovery deletes the oldest segment, as if retention had (acknowledged data vanishes).
+    RecoveryDropsOldestSegment,
 }
 
 impl Plant {
-    pub const ALL: [Plant; 3] = [Plant::RecoverySkipsCrc, Plant::AckBeforeSync, Plant::IndexLookupOffByOne];
+    pub const ALL: [Plant; 4] = [
+        Plant::RecoverySkipsCrc,
+        Plant::AckBeforeSync,
+        Plant::IndexLookupOffByOne,
+        Plant::RecoveryDropsOldestSegment,
+    ];
 
     /// The name used on the command line (`--plant NAME`).
     pub fn name(self) -> &'static str {
@@ -160,6 +167,7 @@ impl Plant {
             Plant::RecoverySkipsCrc => "recovery-skips-crc",
             Plant::AckBeforeSync => "ack-before-sync",
             Plant::IndexLookupOffByOne => "index-lookup-off-by-one",
+            Plant::RecoveryDropsOldestSegment => "recovery-drops-oldest-segment",
         }
     }
 
@@ -168,6 +176,9 @@ impl Plant {
             Plant::RecoverySkipsCrc => "log recovery trusts batches without checking their CRC32C",
             Plant::AckBeforeSync => "acks=all produce is acknowledged before its sync completes",
             Plant::IndexLookupOffByOne => "a read starts one offset-index entry past the right one",
+            Plant::RecoveryDropsOldestSegment => {
+                "log recovery deletes the oldest segment as if retention had"
+            }
         }
     }
 

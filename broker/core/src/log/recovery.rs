@@ -72,6 +72,14 @@ pub(super) fn recover(env: &mut Env<'_>, dir: &str, config: &LogConfig) -> Resul
         }
     }
 
+    if env.faults.planted(Plant::RecoveryDropsOldestSegment) && segment_files.len() >= 2 {
+        // Planted bug: recovery "cleans up" the oldest segment as if retention had deleted it.
+        if let Some((base_offset, _)) = segment_files.pop_first() {
+            env.storage.remove(&log_path(dir, base_offset)).map_err(LogError::Storage)?;
+            remove_index_files(env.storage, dir, base_offset)?;
+        }
+    }
+
     if segment_files.is_empty() {
         let indexes_created = create_segment_files(env.storage, dir, 0).map_err(LogError::Storage)?;
         actions.push("no segments: created an empty log at offset 0".to_string());
