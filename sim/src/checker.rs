@@ -80,6 +80,9 @@ pub struct CheckInput<'a> {
     /// Per partition, the highest log start offset observed (retention deleted what is below).
     pub log_start: BTreeMap<u32, i64>,
     pub final_reads_done: BTreeMap<u32, bool>,
+    /// The offset each partition's final read reached (finished or not): below it the partition is
+    /// judged; above it nothing can be said (the high watermark may have moved on since).
+    pub final_read_reached: BTreeMap<u32, i64>,
     pub liveness_required: bool,
 }
 
@@ -148,6 +151,7 @@ pub fn check(input: &CheckInput<'_>) -> Verdict {
             at_offset.entry((op.partition, *offset)).or_default().insert(id);
             offsets_of.entry(id).or_default().insert((op.partition, *offset));
             if op.kind == OpKind::FinalRead {
+                // Finished (ok) or cut short by the liveness bound (info): both are final reads.
                 final_read.insert((op.partition, *offset), id);
             }
         }
@@ -175,15 +179,45 @@ pub fn check(input: &CheckInput<'_>) -> Verdict {
         }
     }
 
-    // Lost writes: judged against the final read of each partition that finished.
+    // How far each partition's final read got: everything (finished), the offset an unfinished
+    // one reached, or nothing (no final read at all).
+    let judged_below =
+        |partition: u32| -> i64 { input.final_read_reached.get(&partition).copied().unwrap_or(0) };
+
+    // A value a consumer read must still be at that offset at the end (offset integrity, R21):
+    // the broker serves only the durable prefix, so nothing it served may vanish.
+    for op in &input.history.ops {
+        if op.kind != OpKind::Poll {
+            continue;
+        }
+        for (offset, value) in &op.records {
+            let (partition, offset) = (op.partition, *offset);
+            let retained_from = input.log_start.get(&partition).copied().unwrap_or(0);
+            if offset >= judged_below(partition)
+                || offset < retained_from
+                || final_read.contains_key(&(partition, offset))
+            {
+                continue; // Unjudgeable, deleted by retention, or compared above (inconsistent-offsets).
+            }
+            let detail = format!(
+                "partition {partition} offset {offset}: {value} was read, then the offset held nothing"
+            );
+            if excused(partition, offset) {
+                report.observe("inconsistent-offsets-after-damage", detail);
+            } else {
+                report.fail("inconsistent-offsets", detail);
+            }
+        }
+    }
+
+    // Lost writes: judged against the final read of each partition, as far as it got.
     let mut acknowledged_all = 0;
     let mut confirmed = 0;
     for (partition, offset, id, acks) in &acknowledged {
-        let done = input.final_reads_done.get(partition).copied().unwrap_or(false);
         if *acks == Acks::All {
             acknowledged_all += 1;
         }
-        if !done {
+        if *offset >= judged_below(*partition) {
             continue;
         }
         if final_read.get(&(*partition, *offset)) == Some(id) {
@@ -278,6 +312,7 @@ mod tests {
             damaged_from: BTreeMap::new(),
             log_start: BTreeMap::new(),
             final_reads_done: BTreeMap::from([(0, true)]),
+            final_read_reached: BTreeMap::from([(0, i64::MAX)]),
             liveness_required: true,
         }
     }
@@ -341,7 +376,8 @@ mod tests {
         let verdict = check(&input(&history));
         assert_eq!(
             kinds(&verdict.anomalies),
-            ["failed-write-visible", "phantom-read", "inconsistent-offsets"]
+            // Offset 1 held two values; offset 2 was read, then held nothing.
+            ["failed-write-visible", "phantom-read", "inconsistent-offsets", "inconsistent-offsets"]
         );
     }
 
@@ -351,8 +387,35 @@ mod tests {
         sent_and_acked(&mut history, Acks::All);
         let mut unfinished = input(&history);
         unfinished.final_reads_done.insert(0, false);
+        unfinished.final_read_reached.insert(0, 0);
         assert_eq!(kinds(&check(&unfinished).anomalies), ["final-read-incomplete"]);
         unfinished.liveness_required = false;
         assert!(check(&unfinished).ok);
+    }
+
+    #[test]
+    fn an_unfinished_final_read_is_judged_as_far_as_it_got() {
+        let mut history = History::default();
+        sent_and_acked(&mut history, Acks::All);
+        // Reached offset 1 and missing offset 0: a lost write even though the read did not finish.
+        history.push(op(OpKind::FinalRead, OpType::Info, 0, &[], None));
+        let mut unfinished = input(&history);
+        unfinished.final_reads_done.insert(0, false);
+        unfinished.liveness_required = false;
+        unfinished.final_read_reached.insert(0, 1);
+        assert_eq!(kinds(&check(&unfinished).anomalies), ["lost-write"]);
+        unfinished.final_read_reached.insert(0, 0);
+        assert!(check(&unfinished).ok);
+    }
+
+    #[test]
+    fn a_read_value_that_later_vanishes_breaks_offset_integrity() {
+        let mut history = History::default();
+        history.push(op(OpKind::Send, OpType::Invoke, 0, &[(-1, "0-0:x")], Some(Acks::Leader)));
+        history.push(op(OpKind::Send, OpType::Ok, 0, &[(0, "0-0:x")], Some(Acks::Leader)));
+        history.push(op(OpKind::Poll, OpType::Ok, 0, &[(0, "0-0:x")], None));
+        history.push(op(OpKind::FinalRead, OpType::Ok, 0, &[], None));
+        let verdict = check(&input(&history));
+        assert_eq!(kinds(&verdict.anomalies), ["inconsistent-offsets"]);
     }
 }

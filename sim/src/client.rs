@@ -527,6 +527,31 @@ impl Consumer {
         });
     }
 
+    /// Ends a final consumer's read. One that did not finish records what it read so far as an
+    /// indefinite final read and returns the offset it reached (the checker judges below it).
+    /// For a finished one, the offset it read up to. Either way nothing at or above the offset
+    /// returned was read: the high watermark may have moved on after the final read took its target.
+    pub fn end_final_read(&mut self, now: Time, history: &mut History) -> Option<i64> {
+        if !self.is_final {
+            return None;
+        }
+        if self.done {
+            return Some(self.position);
+        }
+        history.push(Op {
+            time_ms: time_ms(now),
+            process: self.process,
+            kind: OpKind::FinalRead,
+            op_type: OpType::Info,
+            partition: self.partition,
+            records: std::mem::take(&mut self.final_records),
+            acks: None,
+            error: Some("the liveness bound ended the final read here".into()),
+        });
+        // Offsets below the position were read (or skipped by a reset, which the checker judges).
+        Some(if self.position < 0 { 0 } else { self.position })
+    }
+
     fn check_final_done(&mut self, now: Time, history: &mut History) {
         let Some(target) = self.final_target else { return };
         if !self.is_final || self.done || self.position < target {

@@ -796,14 +796,19 @@ impl World {
         })
     }
 
-    fn finish(self) -> Outcome {
+    fn finish(mut self) -> Outcome {
+        let now = self.scheduler.now();
         let mut client_anomalies = Vec::new();
         let mut final_reads_done = BTreeMap::new();
-        for slot in &self.clients {
-            if let Client::Consumer(consumer) = &slot.client {
+        let mut final_read_reached = BTreeMap::new();
+        for slot in &mut self.clients {
+            if let Client::Consumer(consumer) = &mut slot.client {
                 client_anomalies.extend(consumer.anomalies.iter().cloned());
                 if consumer.is_final() {
                     final_reads_done.insert(consumer.partition, consumer.is_done());
+                    if let Some(reached) = consumer.end_final_read(now, &mut self.history) {
+                        final_read_reached.insert(consumer.partition, reached);
+                    }
                 }
             }
         }
@@ -815,6 +820,7 @@ impl World {
             damaged_from: (0..partitions).filter_map(|p| self.damaged_from(p).map(|o| (p, o))).collect(),
             log_start: (0..partitions).map(|p| (p, self.retention_log_start[p as usize])).collect(),
             final_reads_done,
+            final_read_reached,
             liveness_required: self.plan.options.faults.mode == crate::disk::FaultMode::Liveness,
         };
         let verdict = checker::check(&input);
