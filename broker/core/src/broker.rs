@@ -434,6 +434,8 @@ impl Broker {
         let log = &mut self.partitions[partition as usize].log;
         if let Err(error) = log.truncate_at_first_corruption(env) {
             self.halt(format!("partition {partition} is corrupt and cannot be repaired: {error:?}"));
+            // Halted: the log may be half cut; touch nothing more (and `reply` sends nothing).
+            return;
         }
         // Acks waiting for offsets that no longer exist would never be answered as durable.
         let end = self.partitions[partition as usize].log.log_end_offset();
@@ -502,6 +504,11 @@ impl Broker {
     }
 
     fn reply(&mut self, id: RequestId, response: Response) {
+        if self.state == State::Stopped {
+            // Nothing may follow `Halt` (or `ShutdownComplete`): an input that halts the broker
+            // part-way (a failed repair during a fetch) must not answer its request after the halt.
+            return;
+        }
         self.effects.push_back(Effect::Send { to: id.client, message: Message::Response { id, response } });
     }
 }
