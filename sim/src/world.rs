@@ -767,6 +767,11 @@ impl World {
                 Err(LogError::Corrupt { segment_base_offset, .. })
                     if clean_shutdown.get(partition as usize) == Some(&true)
                         && damaged_from.get(&partition).is_some_and(|from| *from <= segment_base_offset) => {}
+                // Likewise a damaged index file after a clean shutdown: reads treat the index as a
+                // hint and fall back to scanning the segment.
+                Err(LogError::Unrecoverable(_))
+                    if clean_shutdown.get(partition as usize) == Some(&true)
+                        && damaged_from.contains_key(&partition) => {}
                 Err(error) => {
                     failures.push(format!("at {now}: partition {partition} after recovery: {error:?}"))
                 }

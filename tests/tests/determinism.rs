@@ -87,10 +87,13 @@ fn turning_one_fault_kind_on_does_not_move_the_others() {
     }
 }
 
+/// An edit of a plan's JSON.
+type PlanEdit = fn(&mut serde_json::Value);
+
 #[test]
 fn a_hand_edited_plan_that_cannot_run_is_refused_with_a_reason() {
     let plan = Plan::generate(5, &[]);
-    let edits: [(&str, fn(&mut serde_json::Value)); 4] = [
+    let edits: [(&str, PlanEdit); 4] = [
         ("not a broker", |v| {
             v["faults"] =
                 serde_json::json!([{"at_ms": 10, "fault": {"kind": "crash", "node": 99, "down_ms": 5}}])

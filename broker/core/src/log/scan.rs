@@ -244,7 +244,26 @@ pub(super) fn locate<'p>(
     one_entry_too_far: bool,
 ) -> Result<(u64, BatchHeader, SegmentReader<'p>), ScanError> {
     assert!(offset >= segment.base_offset && offset < segment.next_offset);
-    let (mut position, mut expected_offset) = segment.index_lookup(offset, one_entry_too_far);
+    let (position, expected_offset) = segment.index_lookup(offset, one_entry_too_far);
+    match scan_to(storage, segment, path, offset, position, expected_offset) {
+        // The index is only a hint: an entry that does not point at the batch it names (an index
+        // file damaged after a clean shutdown) falls back to a scan from the segment's start, so
+        // a bad index never makes good data unreadable.
+        Err(ScanError::Batch { .. }) if position != 0 => {
+            scan_to(storage, segment, path, offset, 0, segment.base_offset)
+        }
+        result => result,
+    }
+}
+
+fn scan_to<'p>(
+    storage: &mut dyn Storage,
+    segment: &Segment,
+    path: &'p str,
+    offset: i64,
+    mut position: u64,
+    mut expected_offset: i64,
+) -> Result<(u64, BatchHeader, SegmentReader<'p>), ScanError> {
     let mut reader = SegmentReader::new(path, segment.size_bytes);
     loop {
         if position >= segment.size_bytes {

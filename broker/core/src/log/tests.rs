@@ -1222,3 +1222,29 @@ fn a_read_error_after_some_batches_serves_them_and_one_before_any_is_an_error() 
         assert!(partial.bytes.len() < whole.bytes.len(), "the failure cut the read short");
     }
 }
+
+#[test]
+fn a_well_formed_index_entry_pointing_into_a_batch_costs_a_scan_not_the_data() {
+    let mut world = World::new();
+    let config = small_config();
+    let (mut log, _) = world.open(&config);
+    let expected = fill(&mut world, &mut log, 60);
+    let bases = log.segment_base_offsets();
+    close(&mut world, log);
+    // Move the first entry of an index one byte into its batch: still increasing and within the
+    // segment (so a clean open trusts it), but it no longer points at a batch.
+    let path = index_path(DIR, bases[1]);
+    let index = world.file(&path);
+    assert!(index.len() >= 16, "the segment needs two index entries");
+    let position = u32::from_be_bytes(index[4..8].try_into().unwrap());
+    index[4..8].copy_from_slice(&(position + 1).to_be_bytes());
+    let (log, report) = PartitionLog::open(&mut world.env(), DIR, config.clone()).unwrap();
+    assert!(report.clean_shutdown, "{:?}", report.actions);
+    // The full check sees the bad entry (the simulator excuses it only where damage was injected).
+    assert!(matches!(log.verify(&mut world.env()), Err(LogError::Unrecoverable(_))));
+    assert_eq!(read_all(&mut world, &log, 0, 1 << 20), expected);
+    for record in &expected {
+        let read = log.read(&mut world.env(), record.offset, 1).expect("every offset stays readable");
+        assert!(consume(&read.bytes).unwrap().iter().any(|r| r.offset == record.offset));
+    }
+}
