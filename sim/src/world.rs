@@ -858,9 +858,13 @@ fn summarize(message: &Message) -> String {
     use seedlog_core::protocol::{Request, Response};
     match message {
         Message::Request { id, request } => match request {
-            Request::Produce { partition, acks, batch } => {
-                format!("produce#{} p{partition} {acks:?} {}B", id.correlation_id, batch.len())
-            }
+            // Payloads enter the trace (and so the hash) by content, not just by size.
+            Request::Produce { partition, acks, batch } => format!(
+                "produce#{} p{partition} {acks:?} {}B #{:016x}",
+                id.correlation_id,
+                batch.len(),
+                crate::rng::fnv1a64(batch)
+            ),
             Request::Fetch { partition, offset, max_bytes } => {
                 format!("fetch#{} p{partition} @{offset} max {max_bytes}B", id.correlation_id)
             }
@@ -871,9 +875,10 @@ fn summarize(message: &Message) -> String {
         Message::Response { id, response } => match response {
             Response::Produce(result) => format!("produce#{} -> {result:?}", id.correlation_id),
             Response::Fetch(Ok(data)) => format!(
-                "fetch#{} -> {}B hw={} start={}",
+                "fetch#{} -> {}B #{:016x} hw={} start={}",
                 id.correlation_id,
                 data.batches.len(),
+                crate::rng::fnv1a64(&data.batches),
                 data.high_watermark,
                 data.log_start_offset
             ),
