@@ -95,11 +95,20 @@ pub(super) fn recover(env: &mut Env<'_>, dir: &str, config: &LogConfig) -> Resul
     }
 
     if listing.marker {
-        if let Some(segments) = load_clean(env.storage, dir, config, &segment_files, &mut actions)? {
-            actions.push(format!("loaded {} segments from their indexes", segments.len()));
-            return Ok(Recovered { segments, clean_shutdown: true, actions, truncated: BTreeSet::new() });
+        match load_clean(env.storage, dir, config, &segment_files, &mut actions) {
+            Ok(Some(segments)) => {
+                actions.push(format!("loaded {} segments from their indexes", segments.len()));
+                return Ok(Recovered { segments, clean_shutdown: true, actions, truncated: BTreeSet::new() });
+            }
+            Ok(None) => {
+                actions.push("the files disagree with a clean shutdown: recovering in full".to_string())
+            }
+            // An unreadable index or tail: the full scan decides what is still good.
+            Err(LogError::Storage(StorageError::Io)) => {
+                actions.push("an I/O error while loading cleanly: recovering in full".to_string());
+            }
+            Err(error) => return Err(error),
         }
-        actions.push("the files disagree with a clean shutdown: recovering in full".to_string());
     }
     let checks = Checks { crc: !env.faults.planted(Plant::RecoverySkipsCrc), records: false };
     let mut truncated = BTreeSet::new();

@@ -74,7 +74,10 @@ impl<'p> SegmentReader<'p> {
             let remaining = self.end_bytes - position;
             let read_len = (len.max(READ_CHUNK_BYTES) as u64).min(remaining) as usize;
             self.window.resize(read_len, 0);
-            storage.read_at(self.path, position, &mut self.window)?;
+            if let Err(error) = read_retrying(storage, self.path, position, &mut self.window) {
+                self.window.clear(); // Never leave a half-read window that a later call could trust.
+                return Err(error);
+            }
             self.window_start = position;
         }
         let start = (position - self.window_start) as usize;
@@ -218,6 +221,12 @@ fn scan_rest(
         }
         let header = match reader.batch_at(storage, position, checks) {
             Ok((header, _)) => header,
+            // Unreadable even after retries (a latent sector error): nothing after it can be
+            // validated, so the scan stops there as at a bad batch. A single replica has no other
+            // copy; the loss is what the medium did.
+            Err(ScanError::Storage(StorageError::Io)) => {
+                return Ok(Some((position, BatchError::InvalidRecords("unreadable: persistent I/O error"))))
+            }
             Err(ScanError::Storage(error)) => return Err(error),
             Err(ScanError::Batch { position, error }) => return Ok(Some((position, error))),
         };
@@ -279,5 +288,24 @@ fn scan_to<'p>(
         }
         expected_offset = header.last_offset() + 1;
         position += header.size_bytes() as u64;
+    }
+}
+
+/// How often a read that failed with `Io` is tried in all: transient errors (a bus reset, a
+/// timeout) pass on a retry; a latent sector error does not.
+const READ_ATTEMPTS: u32 = 3;
+
+fn read_retrying(
+    storage: &mut dyn Storage,
+    path: &str,
+    position: u64,
+    buf: &mut [u8],
+) -> Result<(), StorageError> {
+    let mut attempt = 1;
+    loop {
+        match storage.read_at(path, position, buf) {
+            Err(StorageError::Io) if attempt < READ_ATTEMPTS => attempt += 1,
+            result => return result,
+        }
     }
 }

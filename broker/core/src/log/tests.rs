@@ -19,8 +19,10 @@ struct MemStorage {
     files: BTreeMap<String, Vec<u8>>,
     reads: u64,
     writes_before_failure: Option<u32>,
-    /// `Some(n)`: `n` more reads succeed, the one after fails with `Io` (then reads work again).
+    /// `Some(n)`: `n` more reads succeed, the one after fails with `Io` (then reads work again,
+    /// unless `persistent_read_failure`: then every later read fails too).
     reads_before_failure: Option<u32>,
+    persistent_read_failure: bool,
 }
 
 impl Storage for MemStorage {
@@ -58,6 +60,9 @@ impl Storage for MemStorage {
         self.reads += 1;
         let fail = self.reads_before_failure == Some(0);
         self.reads_before_failure = self.reads_before_failure.and_then(|reads| reads.checked_sub(1));
+        if fail && self.persistent_read_failure {
+            self.reads_before_failure = Some(0);
+        }
         if fail {
             return Err(StorageError::Io);
         }
@@ -1208,8 +1213,14 @@ fn a_read_error_after_some_batches_serves_them_and_one_before_any_is_an_error() 
     assert!(log.segment_count() > 2);
     let whole = log.read(&mut world.env(), 0, 1 << 20).unwrap();
 
+    // A single failed read is retried and costs nothing.
     world.storage.reads_before_failure = Some(0);
-    let error = log.read(&mut world.env(), 0, 1 << 20).expect_err("the first read failed");
+    assert_eq!(log.read(&mut world.env(), 0, 1 << 20).unwrap(), whole);
+
+    // Reads that keep failing: an error before any batch, a shorter read after some.
+    world.storage.persistent_read_failure = true;
+    world.storage.reads_before_failure = Some(0);
+    let error = log.read(&mut world.env(), 0, 1 << 20).map(|_| ()).expect_err("every read fails");
     assert_eq!(error, LogError::Storage(StorageError::Io));
 
     // Let the first segment's reads through, fail the next: the first segment's batches come back.
@@ -1247,4 +1258,40 @@ fn a_well_formed_index_entry_pointing_into_a_batch_costs_a_scan_not_the_data() {
         let read = log.read(&mut world.env(), record.offset, 1).expect("every offset stays readable");
         assert!(consume(&read.bytes).unwrap().iter().any(|r| r.offset == record.offset));
     }
+}
+
+#[test]
+fn recovery_retries_transient_read_errors_and_cuts_at_an_unreadable_place() {
+    let mut world = World::new();
+    let config = small_config();
+    let (mut log, _) = world.open(&config);
+    let expected = fill(&mut world, &mut log, 60);
+    drop(log); // An unclean stop: the next open scans everything.
+
+    // One failed read is retried: nothing is lost.
+    world.storage.reads_before_failure = Some(3);
+    let (log, _) = PartitionLog::open(&mut world.env(), DIR, config.clone()).unwrap();
+    assert_eq!(log.log_end_offset(), expected.len() as i64);
+    drop(log);
+
+    // A place that stays unreadable (every read from then on fails once, then again...) is cut.
+    let mut failing_reads = 0;
+    let (log, report) = loop {
+        world.storage.reads_before_failure = Some(5);
+        world.storage.persistent_read_failure = true;
+        match PartitionLog::open(&mut world.env(), DIR, config.clone()) {
+            Ok(opened) => break opened,
+            Err(error) => {
+                failing_reads += 1;
+                assert!(failing_reads < 3, "open kept failing: {error:?}");
+            }
+        }
+    };
+    world.storage.persistent_read_failure = false;
+    world.storage.reads_before_failure = None;
+    assert!(recovery_mentions(&report, "unreadable"), "{:?}", report.actions);
+    assert!(log.log_end_offset() < expected.len() as i64);
+    log.verify(&mut world.env()).unwrap();
+    let kept = read_all(&mut world, &log, 0, 1 << 20);
+    assert_eq!(kept[..], expected[..kept.len()]);
 }
