@@ -150,7 +150,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             } else {
                 print!("{}", summary.table());
             }
-            Ok(if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if summary.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
     }
 }
@@ -171,6 +171,8 @@ fn run_plan(
         print!("{}", plan.options.banner());
         if print_plan {
             print!("{}", plan.describe());
+        } else {
+            println!("{}", plan.summary());
         }
     }
     let outcome = World::new(plan, trace).run();

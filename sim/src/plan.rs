@@ -174,6 +174,27 @@ impl Plan {
         Ok(())
     }
 
+    /// One line: how many faults of each kind (`--print-plan` shows them all).
+    pub fn summary(&self) -> String {
+        let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        for timed in &self.faults {
+            let kind = match timed.fault {
+                Fault::Crash { .. } => "crash",
+                Fault::Shutdown { .. } => "shutdown",
+                Fault::Pause { .. } => "pause",
+                Fault::Partition { .. } => "partition",
+                Fault::Clog { .. } => "clog",
+                Fault::ClockJump { .. } => "clock jump",
+                Fault::BitRot { .. } => "bit rot",
+                Fault::LatentSectorError { .. } => "latent sector error",
+            };
+            *counts.entry(kind).or_default() += 1;
+        }
+        let kinds: Vec<String> = counts.iter().map(|(kind, count)| format!("{count} {kind}")).collect();
+        let listed = if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") };
+        format!("fault plan: {} faults ({listed}); --print-plan lists them", self.faults.len())
+    }
+
     /// One line per fault, for people.
     pub fn describe(&self) -> String {
         let mut text = format!("fault plan for seed {} ({} faults)\n", self.seed, self.faults.len());

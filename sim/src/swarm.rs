@@ -19,6 +19,7 @@ pub struct SeedResult {
     pub seed: u64,
     pub ok: bool,
     pub events: u64,
+    pub sim_time_ms: u64,
     pub trace_hash: String,
     pub anomaly_kinds: Vec<String>,
     pub observation_kinds: Vec<String>,
@@ -30,13 +31,15 @@ pub struct SwarmSummary {
     pub start: u64,
     pub plants: Vec<String>,
     pub passed: u64,
-    pub failed: u64,
-    pub failing_seeds: Vec<u64>,
+    /// The failing seeds.
+    pub failed: Vec<u64>,
     /// For each anomaly kind, how many seeds showed it.
     pub anomalies_by_kind: BTreeMap<String, u64>,
     pub observations_by_kind: BTreeMap<String, u64>,
     pub events: u64,
+    pub sim_time_ms: u64,
     pub events_per_sec: f64,
+    pub seeds_per_sec: f64,
     pub wall_ms: u64,
 }
 
@@ -66,6 +69,7 @@ pub fn run(
                     seed,
                     ok: outcome.verdict.ok,
                     events: outcome.events,
+                    sim_time_ms: outcome.sim_time_ms,
                     trace_hash: outcome.trace_hash,
                     anomaly_kinds: kinds(&outcome.verdict.anomalies),
                     observation_kinds: kinds(&outcome.verdict.observations),
@@ -117,12 +121,13 @@ fn summarize(
         start,
         plants: plants.iter().map(|p| p.name().to_string()).collect(),
         passed: results.len() as u64 - failing_seeds.len() as u64,
-        failed: failing_seeds.len() as u64,
-        failing_seeds,
+        failed: failing_seeds,
         anomalies_by_kind,
         observations_by_kind,
         events,
+        sim_time_ms: results.iter().map(|r| r.sim_time_ms).sum(),
         events_per_sec: if wall_secs > 0.0 { events as f64 / wall_secs } else { 0.0 },
+        seeds_per_sec: if wall_secs > 0.0 { results.len() as f64 / wall_secs } else { 0.0 },
         wall_ms: (wall_secs * 1000.0) as u64,
     }
 }
@@ -145,9 +150,11 @@ impl SwarmSummary {
         }
         text += "\n";
         text += &format!("  {:<34} {:>10}\n", "passed", self.passed);
-        text += &format!("  {:<34} {:>10}\n", "failed", self.failed);
+        text += &format!("  {:<34} {:>10}\n", "failed", self.failed.len());
         text += &format!("  {:<34} {:>10}\n", "events", self.events);
+        text += &format!("  {:<34} {:>10}\n", "simulated time (s, all seeds)", self.sim_time_ms / 1000);
         text += &format!("  {:<34} {:>10.0}\n", "events/s (wall, all threads)", self.events_per_sec);
+        text += &format!("  {:<34} {:>10.1}\n", "seeds/s (wall)", self.seeds_per_sec);
         text += &format!("  {:<34} {:>10}\n", "wall ms", self.wall_ms);
         if !self.anomalies_by_kind.is_empty() {
             text += "  anomalies (seeds showing each kind):\n";
@@ -161,13 +168,13 @@ impl SwarmSummary {
                 text += &format!("    {kind:<32} {count:>10}\n");
             }
         }
-        if !self.failing_seeds.is_empty() {
+        if !self.failed.is_empty() {
             text += "  replay a failing seed:\n";
-            for seed in self.failing_seeds.iter().take(20) {
+            for seed in self.failed.iter().take(20) {
                 text += &format!("    {}\n", replay_command(*seed, &self.plants));
             }
-            if self.failing_seeds.len() > 20 {
-                text += &format!("    ... and {} more (see --json)\n", self.failing_seeds.len() - 20);
+            if self.failed.len() > 20 {
+                text += &format!("    ... and {} more (see --json)\n", self.failed.len() - 20);
             }
         }
         text
