@@ -22,12 +22,23 @@
 //!   long simulation (16 MiB segments, 64 MiB `retention.bytes`, retention after each sync: SimDisk
 //!   reuses the buffers of deleted segments).
 //!
+//! And read back, after the append runs that leave a log:
+//! - `PartitionLog read on files, 1 MiB fetches`: the whole log the `PartitionLog on files` run
+//!   wrote, read from its start with `PartitionLog::read(env, offset, 1 MiB)` (whole batches, each
+//!   CRC-checked by the log), each fetch resuming after the last batch the previous one returned.
+//!   The files were just written, so they are most likely still in the page cache: this is the
+//!   log's read path over cached files, not the disk's read speed.
+//! - `File::read 1 MiB of the same files`: the same `.log` files read with plain `File::read`
+//!   into one reused 1 MiB buffer: the floor for reading those cached bytes.
+//! - `PartitionLog read on SimDisk, 1 MiB fetches`: the same read of the steady-state SimDisk log
+//!   (what retention left: 64 MiB to 80 MiB).
+//!
 //! Sizes: `SEEDLOG_BENCH_FILE_BYTES` (default 1 GiB) for the file runs, `SEEDLOG_BENCH_SIM_BYTES`
 //! (default 1 GiB) for the SimDisk runs. Files are written in a temporary directory under cargo's
 //! target directory (a real disk, not a tmpfs) and removed.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -36,7 +47,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use seedlog_core::env::{Env, NoFaults, Storage, Time};
 use seedlog_core::log::{LogConfig, PartitionLog};
-use seedlog_core::record::{encode_batch, NewRecord, ProducerInfo};
+use seedlog_core::record::{encode_batch, BatchHeader, NewRecord, ProducerInfo};
 use seedlog_server::fs::FileStorage;
 use seedlog_sim::disk::{DiskOptions, SimDisk};
 
@@ -45,6 +56,8 @@ const PIECE_BYTES: usize = 16 * 1024;
 const FILE_SYNC_INTERVAL_BYTES: u64 = 64 * MIB;
 const SIM_SYNC_INTERVAL_BYTES: u64 = MIB;
 const RECORD_VALUE_BYTES: usize = 100;
+/// `max_bytes` of each `PartitionLog::read`, and the buffer of the plain file read.
+const READ_FETCH_BYTES: usize = MIB as usize;
 const LOG_DIR: &str = "bench-0";
 /// The wall clock every step is handed: fixed, so no segment rolls by age during a run.
 const WALL_CLOCK_MS: i64 = 1_795_000_000_000;
@@ -68,8 +81,18 @@ fn main() {
     let storage_batch = file_storage_append(&dir.path().join("storage"), &batch, file_bytes);
     let storage_batch_bytes = file_bytes.div_ceil(batch.len() as u64) * batch.len() as u64;
     report("FileStorage.append of the log's batch", storage_batch_bytes, storage_batch);
-    let (log_bytes, log_on_files) = log_on_files(&dir.path().join("log"), &batch, file_bytes);
+    let log_root = dir.path().join("log");
+    let (log_bytes, log_on_files, mut log_storage, log) = log_on_files(&log_root, &batch, file_bytes);
     report("PartitionLog on files, sync/64 MiB", log_bytes, log_on_files);
+    println!("  reads: the log just written, most likely from the page cache");
+    let (log_read_bytes, log_read) = read_log(&mut log_storage, &log);
+    report("PartitionLog read on files, 1 MiB fetches", log_read_bytes, log_read);
+    let (file_read_bytes, file_read) = read_files(&log_root.join(LOG_DIR));
+    assert_eq!(file_read_bytes, log_read_bytes, "the plain read covers the same bytes");
+    report("File::read 1 MiB of the same files", file_read_bytes, file_read);
+    ratio("  PartitionLog read / File::read", log_read_bytes, log_read, file_read_bytes, file_read);
+    drop(log_storage);
+    std::fs::remove_dir_all(&log_root).expect("remove");
     let dd_last = dd_fdatasync(&dir.path().join("dd.bin"), file_bytes);
     report("dd bs=1M conv=fdatasync (last)", file_bytes, dd_last);
     let dd = dd_first.min(dd_last);
@@ -77,7 +100,7 @@ fn main() {
 
     let sim_storage = sim_disk_append(sim_bytes);
     report("SimDisk.append 16 KiB, sync/1 MiB", sim_bytes, sim_storage);
-    let (sim_log_bytes, sim_log) = log_on_sim_disk(LogConfig::default(), &batch, sim_bytes);
+    let (sim_log_bytes, sim_log, _, _) = log_on_sim_disk(LogConfig::default(), &batch, sim_bytes);
     report("PartitionLog on SimDisk, sync/1 MiB", sim_log_bytes, sim_log);
     let steady = LogConfig {
         segment_bytes: 16 * MIB,
@@ -85,8 +108,12 @@ fn main() {
         retention_ms: None,
         ..LogConfig::default()
     };
-    let (steady_bytes, steady_log) = log_on_sim_disk(steady, &batch, sim_bytes);
+    let (steady_bytes, steady_log, mut steady_disk, steady_partition) =
+        log_on_sim_disk(steady, &batch, sim_bytes);
     report("  same, 16 MiB segments, 64 MiB retention", steady_bytes, steady_log);
+    let (sim_read_bytes, sim_read) = read_log(&mut steady_disk, &steady_partition);
+    println!("  read: what retention left, {} MiB", sim_read_bytes / MIB);
+    report("PartitionLog read on SimDisk, 1 MiB fetches", sim_read_bytes, sim_read);
 
     println!();
     println!("throughput ratios against the faster dd (1.00 = dd's speed; target for files >= 0.50)");
@@ -251,11 +278,13 @@ fn append_until<S: Storage>(
     (appended, log)
 }
 
-fn log_on_files(root: &Path, batch: &[u8], bytes: u64) -> (u64, Duration) {
+/// The log on a `FileStorage` at `root`; returns the bytes appended, the time, and the storage
+/// and log for reading (the caller removes `root`).
+fn log_on_files(root: &Path, batch: &[u8], bytes: u64) -> (u64, Duration, FileStorage, PartitionLog) {
     let start = Instant::now();
     let mut storage = FileStorage::new(root).expect("open storage");
     let sync_interval_bytes = FILE_SYNC_INTERVAL_BYTES;
-    let (appended, _log) = append_until(
+    let (appended, log) = append_until(
         &mut storage,
         LogConfig::default(),
         batch,
@@ -266,9 +295,64 @@ fn log_on_files(root: &Path, batch: &[u8], bytes: u64) -> (u64, Duration) {
         },
     );
     let elapsed = start.elapsed();
-    drop(storage);
-    std::fs::remove_dir_all(root).expect("remove");
-    (appended, elapsed)
+    (appended, elapsed, storage, log)
+}
+
+/// Reads the whole log from its start in fetches of `READ_FETCH_BYTES`, as a consumer would: each
+/// fetch resumes after the last batch the previous one returned. Returns the bytes read.
+fn read_log(storage: &mut dyn Storage, log: &PartitionLog) -> (u64, Duration) {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut faults = NoFaults;
+    let start = Instant::now();
+    let mut offset = log.log_start_offset();
+    let mut read = 0;
+    while offset < log.log_end_offset() {
+        let env = &mut step_env(storage, &mut rng, &mut faults);
+        let info = log.read(env, offset, READ_FETCH_BYTES).expect("read");
+        offset = offset_after(&info.bytes);
+        read += info.bytes.len() as u64;
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(read, log.size_bytes(), "the reads returned the whole log");
+    (read, elapsed)
+}
+
+/// The offset after the last batch of a read's bytes (whole batches). Walks the headers only: the
+/// log already checked every CRC.
+fn offset_after(bytes: &[u8]) -> i64 {
+    let mut position = 0;
+    let mut next = None;
+    while position < bytes.len() {
+        let header = BatchHeader::parse(&bytes[position..]).expect("batch header");
+        position += header.size_bytes();
+        next = Some(header.last_offset() + 1);
+    }
+    next.expect("a read before the log end offset returns a batch")
+}
+
+/// Reads every `.log` file in `dir`, in name (so offset) order, with `File::read` into one 1 MiB
+/// buffer. Returns the bytes read.
+fn read_files(dir: &Path) -> (u64, Duration) {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .expect("list")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "log"))
+        .collect();
+    paths.sort();
+    let mut buffer = vec![0u8; READ_FETCH_BYTES];
+    let start = Instant::now();
+    let mut read = 0;
+    for path in paths {
+        let mut file = File::open(path).expect("open");
+        loop {
+            let n = file.read(&mut buffer).expect("read");
+            if n == 0 {
+                break;
+            }
+            read += n as u64;
+        }
+    }
+    (read, start.elapsed())
 }
 
 fn sim_disk() -> SimDisk {
@@ -305,7 +389,8 @@ fn sim_disk_append(bytes: u64) -> Duration {
 
 /// The log on SimDisk with `config`; checks afterwards that every byte the log holds reached the
 /// simulated medium (index files excepted: sync requests do not cover them, recovery rebuilds them).
-fn log_on_sim_disk(config: LogConfig, batch: &[u8], bytes: u64) -> (u64, Duration) {
+/// Returns the bytes appended, the time, and the disk and log for reading.
+fn log_on_sim_disk(config: LogConfig, batch: &[u8], bytes: u64) -> (u64, Duration, SimDisk, PartitionLog) {
     let start = Instant::now();
     let mut disk = sim_disk();
     let (appended, log) =
@@ -318,5 +403,5 @@ fn log_on_sim_disk(config: LogConfig, batch: &[u8], bytes: u64) -> (u64, Duratio
         .map(|path| disk.durable_contents(path).expect("segment exists").len())
         .sum();
     assert_eq!(durable_bytes as u64, log.size_bytes(), "every byte of the log is durable on the medium");
-    (appended, elapsed)
+    (appended, elapsed, disk, log)
 }
