@@ -15,9 +15,10 @@
 //!   renamed-over) file completes `Ok` and does nothing.
 //! - **Crash** ([`SimDisk::crash`], power loss): for each file a random prefix of its pending
 //!   operations reaches the medium (write-back is modelled in operation order). If `torn_writes` is
-//!   on, the first write that does not survive may be *torn*: a prefix of it, cut at a sector
-//!   boundary strictly inside it, reaches the medium (sectors are written in ascending order; a
-//!   sector is atomic). The cached view is reset to the durable bytes. Every outstanding ticket
+//!   on, the first write that does not survive may be *torn* at sector boundaries strictly inside
+//!   it: either a prefix of it reaches the medium, or — the drive wrote its sectors out of order —
+//!   a prefix and a suffix around a hole that keeps the old content (a sector is atomic). The hole
+//!   leaves the file as long as the whole write, so only a checksum finds it. The cached view is reset to the durable bytes. Every outstanding ticket
 //!   becomes void: completing it later returns `Ok` and does nothing (the simulator should drop it
 //!   with the crashed process; the new process never saw it).
 //! - **Misdirected writes** (`misdirect_probability` per written operation, at sync time): the data
@@ -221,8 +222,9 @@ pub enum DamageKind {
     /// Data meant for `intended_offset..intended_offset + len` landed at `offset..offset + len`;
     /// both ranges hold wrong bytes on the medium.
     Misdirected { intended_offset: u64 },
-    /// An unsynced write at `offset..offset + len` was cut by a crash: only its first
-    /// `written_len` bytes reached the medium.
+    /// An unsynced write at `offset..offset + len` was cut by a crash: `written_len` of its bytes
+    /// reached the medium — a prefix, or (sectors written out of order) a prefix and a suffix
+    /// around a sector-aligned hole.
     Torn { written_len: u64 },
 }
 
@@ -1015,10 +1017,27 @@ fn crash_file(
                 let last_boundary = (offset + len - 1) / sector_bytes * sector_bytes;
                 if first_boundary <= last_boundary {
                     let boundaries = (last_boundary - first_boundary) / sector_bytes + 1;
-                    let cut = first_boundary + rng::range_u64(rng, 0, boundaries - 1) * sector_bytes;
-                    let written_len = cut - offset;
-                    file.apply_to_medium(first_lost, sector_bytes, Some(written_len));
-                    torn = Some(TornWrite { offset, len, written_len });
+                    let boundary = |rng: &mut ChaCha8Rng| {
+                        first_boundary + rng::range_u64(rng, 0, boundaries - 1) * sector_bytes
+                    };
+                    let (cut, resume) = (boundary(rng), boundary(rng));
+                    if boundaries >= 2 && cut != resume && rng::chance(rng, 0.5) {
+                        // The drive wrote the write's sectors out of order: its start and its end
+                        // reached the medium, a hole between them did not. The file's length then
+                        // covers the whole write, so only a checksum can tell the hole.
+                        let (hole_start, hole_end) = (cut.min(resume), cut.max(resume));
+                        let data = operation_bytes(&file.cached, first_lost);
+                        let (head, tail) = ((hole_start - offset) as usize, (hole_end - offset) as usize);
+                        let latent = &mut file.latent_durable;
+                        write_medium(&mut file.durable, latent, sector_bytes, offset, &data[..head]);
+                        write_medium(&mut file.durable, latent, sector_bytes, hole_end, &data[tail..]);
+                        let written_len = len - (hole_end - hole_start);
+                        torn = Some(TornWrite { offset, len, written_len });
+                    } else {
+                        let written_len = cut - offset;
+                        file.apply_to_medium(first_lost, sector_bytes, Some(written_len));
+                        torn = Some(TornWrite { offset, len, written_len });
+                    }
                 }
             }
         }
@@ -1325,7 +1344,7 @@ mod tests {
     fn torn_writes_cut_at_a_sector_boundary() {
         let sector_bytes = 512;
         let options = DiskOptions { sector_bytes, torn_writes: true, ..DiskOptions::reliable() };
-        let mut torn_seen = 0;
+        let (mut prefixes_seen, mut holes_seen) = (0, 0);
         for seed in 0..300 {
             let mut disk = disk(options.clone(), seed);
             disk.create("log").unwrap();
@@ -1336,29 +1355,44 @@ mod tests {
             let report = disk.crash();
             let contents = disk.durable_contents("log").unwrap();
             assert_eq!(contents.len(), 4096);
-            let new_until =
-                (start..start + len).find(|&i| contents[i as usize] != 0xbb).unwrap_or(start + len);
             assert!(contents[..start as usize].iter().all(|&b| b == 0xaa));
-            assert!(
-                contents[new_until as usize..].iter().all(|&b| b == 0xaa),
-                "seed {seed}: old bytes after the cut"
-            );
+            assert!(contents[(start + len) as usize..].iter().all(|&b| b == 0xaa));
+            // Within the write: new bytes, then at most one run of old bytes, then new bytes.
+            let new: Vec<bool> =
+                contents[start as usize..(start + len) as usize].iter().map(|&b| b == 0xbb).collect();
+            assert!(contents[start as usize..(start + len) as usize].iter().all(|&b| b == 0xaa || b == 0xbb));
+            let written_len = new.iter().filter(|&&n| n).count() as u64;
+            let hole_start = new.iter().position(|&n| !n).map(|i| start + i as u64);
+            let hole_end = new.iter().rposition(|&n| !n).map(|i| start + i as u64 + 1);
             let torn = &report.files[0].torn;
-            if new_until != start && new_until != start + len {
-                torn_seen += 1;
-                assert_eq!(new_until % sector_bytes, 0, "seed {seed}: cut inside a sector");
-                let expected = TornWrite { offset: start, len, written_len: new_until - start };
-                assert_eq!(torn.as_ref(), Some(&expected));
-                assert_eq!(
-                    disk.damage().last().unwrap().kind,
-                    DamageKind::Torn { written_len: new_until - start }
-                );
-                assert_eq!(report.files[0].lost_bytes, start + len - new_until);
-            } else {
-                assert_eq!(torn, &None);
+            match (hole_start, hole_end) {
+                (None, None) => assert_eq!(torn, &None, "seed {seed}: the whole write survived"),
+                (Some(hole_start), Some(hole_end)) if written_len == 0 => {
+                    assert_eq!((hole_start, hole_end), (start, start + len));
+                    assert_eq!(torn, &None, "seed {seed}: nothing of the write survived");
+                }
+                (Some(hole_start), Some(hole_end)) => {
+                    assert!(new[..(hole_start - start) as usize].iter().all(|&n| n), "seed {seed}: one hole");
+                    assert!(new[(hole_start - start) as usize..(hole_end - start) as usize]
+                        .iter()
+                        .all(|&n| !n));
+                    assert_eq!(hole_start % sector_bytes, 0, "seed {seed}: the hole starts inside a sector");
+                    assert!(hole_end % sector_bytes == 0 || hole_end == start + len, "seed {seed}: hole end");
+                    if hole_end == start + len {
+                        prefixes_seen += 1;
+                    } else {
+                        holes_seen += 1;
+                    }
+                    let expected = TornWrite { offset: start, len, written_len };
+                    assert_eq!(torn.as_ref(), Some(&expected));
+                    assert_eq!(disk.damage().last().unwrap().kind, DamageKind::Torn { written_len });
+                    assert_eq!(report.files[0].lost_bytes, len - written_len);
+                }
+                _ => unreachable!(),
             }
         }
-        assert!(torn_seen > 30, "only {torn_seen} torn writes in 300 crashes");
+        assert!(prefixes_seen > 15, "only {prefixes_seen} prefix tears in 300 crashes");
+        assert!(holes_seen > 15, "only {holes_seen} out-of-order tears in 300 crashes");
     }
 
     #[test]
