@@ -749,6 +749,7 @@ impl World {
         let slot = &mut self.brokers[node];
         let Some(broker) = slot.broker.as_mut() else { return };
         let mut failures = Vec::new();
+        let mut skipped = Vec::new();
         for partition in 0..partitions {
             let mut env = Env {
                 now,
@@ -759,8 +760,9 @@ impl World {
             };
             match broker.verify_log(&mut env, partition) {
                 Ok(()) => {}
-                // An injected read error stops the check from reading; it is not corruption.
-                Err(LogError::Storage(_)) => {}
+                // An injected read error stops the check from reading; it is not corruption, but
+                // the trace says the check was skipped.
+                Err(LogError::Storage(error)) => skipped.push(format!("partition {partition}: {error}")),
                 // Damage injected into a durable segment after a clean shutdown is not recovery's
                 // to find (a clean log is not scanned, as in Kafka); reads catch it by CRC.
                 // An unclean recovery scans every batch, so it must leave no corruption at all.
@@ -779,6 +781,10 @@ impl World {
         }
         for failure in failures {
             self.state_anomalies.push(Anomaly::new("corrupt-log-after-recovery", failure));
+        }
+        let id = self.brokers[node].id;
+        for why in skipped {
+            self.trace.event(self.sequence, now, &id, format_args!("recovery check skipped: {why}"));
         }
     }
 
