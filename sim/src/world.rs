@@ -128,8 +128,6 @@ pub struct World {
     faults: SimFaults,
     brokers: Vec<BrokerNode>,
     clients: Vec<ClientSlot>,
-    /// Node id → index into `clients`.
-    client_of_node: BTreeMap<NodeId, usize>,
     workload_rng: ChaCha8Rng,
     history: History,
     state_anomalies: Vec<Anomaly>,
@@ -144,6 +142,13 @@ pub struct World {
     finished: bool,
     /// The sequence number of the event being handled (for trace lines of its effects).
     sequence: u64,
+}
+
+impl BrokerNode {
+    /// The environment for one step of this node: its disk and RNG, the run's fault sites.
+    fn env<'a>(&'a mut self, now: Time, wall_clock_ms: i64, faults: &'a mut SimFaults) -> Env<'a> {
+        Env { now, wall_clock_ms, storage: &mut self.disk, rng: &mut self.rng, faults }
+    }
 }
 
 impl World {
@@ -171,57 +176,49 @@ impl World {
                 }
             })
             .collect();
+        // Clients follow the brokers: client `i` is process `i` and node `brokers + i`.
         let broker_node = NodeId(0);
-        let mut clients = Vec::new();
-        let mut client_of_node = BTreeMap::new();
-        let mut next_node = options.brokers;
-        let mut add = |client: Client, clients: &mut Vec<ClientSlot>| {
-            client_of_node.insert(NodeId(next_node), clients.len());
-            next_node += 1;
-            clients.push(ClientSlot { client, scheduled: None });
-        };
-        let mut process = 0u32;
+        let client_node = |process: usize| NodeId(options.brokers + process as u32);
+        let mut clients: Vec<Client> = Vec::new();
         for producer in &options.clients.producers {
-            let node = NodeId(next_node_peek(options, clients.len()));
-            add(
-                Client::Producer(Producer::new(
-                    process,
-                    node,
-                    broker_node,
-                    producer.clone(),
-                    &options.clients,
-                    partitions,
-                )),
-                &mut clients,
-            );
-            process += 1;
+            let process = clients.len();
+            let (node, settings) = (client_node(process), producer.clone());
+            let producer =
+                Producer::new(process as u32, node, broker_node, settings, &options.clients, partitions);
+            clients.push(Client::Producer(producer));
         }
         for index in 0..options.clients.consumers {
-            let node = NodeId(next_node_peek(options, clients.len()));
-            let partition = index % partitions;
-            add(
-                Client::Consumer(Consumer::new(
-                    process,
-                    node,
-                    broker_node,
-                    partition,
-                    &options.clients,
-                    false,
-                    Time::ZERO,
-                )),
-                &mut clients,
+            let process = clients.len();
+            let (node, partition) = (client_node(process), index % partitions);
+            let consumer = Consumer::new(
+                process as u32,
+                node,
+                broker_node,
+                partition,
+                &options.clients,
+                false,
+                Time::ZERO,
             );
-            process += 1;
+            clients.push(Client::Consumer(consumer));
         }
         for partition in 0..partitions {
-            let node = NodeId(next_node_peek(options, clients.len()));
+            let process = clients.len();
+            let node = client_node(process);
             // Final consumers sleep until the chaos ends (their alarm is set then).
-            let mut consumer =
-                Consumer::new(process, node, broker_node, partition, &options.clients, true, Time::ZERO);
+            let mut consumer = Consumer::new(
+                process as u32,
+                node,
+                broker_node,
+                partition,
+                &options.clients,
+                true,
+                Time::ZERO,
+            );
             consumer.sleep();
-            add(Client::Consumer(consumer), &mut clients);
-            process += 1;
+            clients.push(Client::Consumer(consumer));
         }
+        let clients: Vec<ClientSlot> =
+            clients.into_iter().map(|client| ClientSlot { client, scheduled: None }).collect();
         assert_eq!(clients.len() + options.brokers as usize, node_count);
         World {
             scheduler: Scheduler::new(1_000_000),
@@ -235,7 +232,6 @@ impl World {
             ),
             brokers,
             clients,
-            client_of_node,
             workload_rng: rng::stream(seed, "workload"),
             history: History::default(),
             state_anomalies: Vec::new(),
@@ -380,14 +376,9 @@ impl World {
             self.with_broker(now, node, |broker, env| broker.handle_message(env, message));
             return;
         }
-        let Some(&client) = self.client_of_node.get(&to) else { return };
+        let Some(client) = self.client_of(to) else { return };
+        self.trace.event(sequence, now, &to, format_args!("recv {}", summarize(&message)));
         let Message::Response { id, response } = message else { return };
-        self.trace.event(
-            sequence,
-            now,
-            &to,
-            format_args!("recv {}", summarize(&Message::Response { id, response: response.clone() })),
-        );
         let outgoing = match &mut self.clients[client].client {
             Client::Producer(producer) => {
                 producer.on_response(now, id.correlation_id, response, &mut self.history)
@@ -404,6 +395,12 @@ impl World {
             self.trace.event(sequence, now, &"sim", format_args!("every final read finished"));
             self.finished = true;
         }
+    }
+
+    /// The client at a node: clients follow the brokers in node order.
+    fn client_of(&self, node: NodeId) -> Option<usize> {
+        let index = node.0.checked_sub(self.plan.options.brokers)? as usize;
+        (index < self.clients.len()).then_some(index)
     }
 
     fn wake_client(&mut self, now: Time, sequence: u64, client: usize) {
@@ -460,10 +457,9 @@ impl World {
     fn with_broker(&mut self, now: Time, node: usize, input: impl FnOnce(&mut Broker, &mut Env<'_>)) {
         let wall_clock_ms = self.clock.wall_clock_ms(self.brokers[node].id, now);
         let slot = &mut self.brokers[node];
-        let Some(broker) = slot.broker.as_mut() else { return };
-        let mut env =
-            Env { now, wall_clock_ms, storage: &mut slot.disk, rng: &mut slot.rng, faults: &mut self.faults };
-        input(broker, &mut env);
+        let Some(mut broker) = slot.broker.take() else { return };
+        input(&mut broker, &mut slot.env(now, wall_clock_ms, &mut self.faults));
+        slot.broker = Some(broker);
         self.execute_effects(now, node);
         self.check_broker_invariants(now, node);
         self.arm_broker_timer(node);
@@ -540,9 +536,7 @@ impl World {
         let wall_clock_ms = self.clock.wall_clock_ms(self.brokers[node].id, now);
         let config = self.plan.options.broker.clone();
         let slot = &mut self.brokers[node];
-        let mut env =
-            Env { now, wall_clock_ms, storage: &mut slot.disk, rng: &mut slot.rng, faults: &mut self.faults };
-        match Broker::start(&mut env, config) {
+        match Broker::start(&mut slot.env(now, wall_clock_ms, &mut self.faults), config) {
             Ok((broker, reports)) => {
                 slot.broker = Some(broker);
                 slot.status = Status::Up;
@@ -747,17 +741,11 @@ impl World {
         let damaged_from: BTreeMap<u32, i64> =
             (0..partitions).filter_map(|p| self.damaged_from(p).map(|from| (p, from))).collect();
         let slot = &mut self.brokers[node];
-        let Some(broker) = slot.broker.as_mut() else { return };
+        let Some(mut broker) = slot.broker.take() else { return };
+        let mut env = slot.env(now, wall_clock_ms, &mut self.faults);
         let mut failures = Vec::new();
         let mut skipped = Vec::new();
         for partition in 0..partitions {
-            let mut env = Env {
-                now,
-                wall_clock_ms,
-                storage: &mut slot.disk,
-                rng: &mut slot.rng,
-                faults: &mut self.faults,
-            };
             match broker.verify_log(&mut env, partition) {
                 Ok(()) => {}
                 // An injected read error stops the check from reading; it is not corruption, but
@@ -779,6 +767,7 @@ impl World {
                 }
             }
         }
+        slot.broker = Some(broker);
         for failure in failures {
             self.state_anomalies.push(Anomaly::new("corrupt-log-after-recovery", failure));
         }
@@ -844,11 +833,6 @@ impl World {
             history: self.history,
         }
     }
-}
-
-/// The node id a client added at position `index` gets: brokers first, then clients in order.
-fn next_node_peek(options: &crate::options::Options, index: usize) -> u32 {
-    options.brokers + index as u32
 }
 
 /// `00000000000000000042.log` → 42.

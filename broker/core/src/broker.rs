@@ -283,11 +283,9 @@ impl Broker {
         }
         if env.now >= self.next_retention_check {
             self.next_retention_check = env.now.plus_millis(self.config.retention_check_interval_ms);
-            for partition in 0..self.partitions.len() {
-                if let Err(error) = self.partitions[partition].log.apply_retention(env) {
-                    // Retention is housekeeping: failing it loses nothing; try again next time.
-                    let _ = error;
-                }
+            for state in &mut self.partitions {
+                // Retention is housekeeping: a failure loses nothing and is tried again next time.
+                let _ = state.log.apply_retention(env);
             }
         }
     }
@@ -438,12 +436,11 @@ impl Broker {
             return;
         }
         // Acks waiting for offsets that no longer exist would never be answered as durable.
-        let end = self.partitions[partition as usize].log.log_end_offset();
+        // They wait in offset order, so the lost ones are a suffix.
         let state = &mut self.partitions[partition as usize];
-        let lost: Vec<WaitingAck> =
-            state.waiting_acks.iter().copied().filter(|w| w.last_offset >= end).collect();
-        state.waiting_acks.retain(|w| w.last_offset < end);
-        for waiting in lost {
+        let end = state.log.log_end_offset();
+        let kept = state.waiting_acks.partition_point(|waiting| waiting.last_offset < end);
+        for waiting in state.waiting_acks.split_off(kept) {
             self.reply(waiting.id, Response::Produce(Err(ErrorCode::KafkaStorageError)));
         }
     }
