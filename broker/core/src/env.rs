@@ -151,14 +151,21 @@ pub enum Plant {
     IndexLookupOffByOne,
     /// Log recovery deletes the oldest segment, as if retention had (acknowledged data vanishes).
     RecoveryDropsOldestSegment,
+    /// A quorum voter grants its vote before the vote is persisted: restarted, it can vote twice
+    /// in one epoch, and two leaders can be elected in one epoch.
+    VoteBeforePersist,
+    /// The quorum leader counts its own appended but unsynced entry toward the majority.
+    LeaderCountsUnsyncedEntry,
 }
 
 impl Plant {
-    pub const ALL: [Plant; 4] = [
+    pub const ALL: [Plant; 6] = [
         Plant::RecoverySkipsCrc,
         Plant::AckBeforeSync,
         Plant::IndexLookupOffByOne,
         Plant::RecoveryDropsOldestSegment,
+        Plant::VoteBeforePersist,
+        Plant::LeaderCountsUnsyncedEntry,
     ];
 
     /// The name used on the command line (`--plant NAME`).
@@ -168,6 +175,8 @@ impl Plant {
             Plant::AckBeforeSync => "ack-before-sync",
             Plant::IndexLookupOffByOne => "index-lookup-off-by-one",
             Plant::RecoveryDropsOldestSegment => "recovery-drops-oldest-segment",
+            Plant::VoteBeforePersist => "vote-before-persist",
+            Plant::LeaderCountsUnsyncedEntry => "leader-counts-unsynced-entry",
         }
     }
 
@@ -178,6 +187,12 @@ impl Plant {
             Plant::IndexLookupOffByOne => "a read starts one offset-index entry past the right one",
             Plant::RecoveryDropsOldestSegment => {
                 "log recovery deletes the oldest segment as if retention had"
+            }
+            Plant::VoteBeforePersist => {
+                "a quorum voter grants its vote before the vote is persisted and synced"
+            }
+            Plant::LeaderCountsUnsyncedEntry => {
+                "the quorum leader counts its own unsynced entry toward the majority"
             }
         }
     }

@@ -13,5 +13,8 @@
 pub mod broker;
 pub mod env;
 pub mod log;
+pub mod metadata;
+pub mod node;
 pub mod protocol;
+pub mod quorum;
 pub mod record;
