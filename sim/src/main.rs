@@ -6,9 +6,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use seedlog_core::env::Plant;
+use seedlog_sim::cluster::script::Script;
+use seedlog_sim::options::Workload;
 use seedlog_sim::plan::Plan;
-use seedlog_sim::swarm;
-use seedlog_sim::world::{Outcome, World};
+use seedlog_sim::scenario::Scenario;
+use seedlog_sim::swarm::{self, Source};
+use seedlog_sim::world::Outcome;
 
 #[derive(Parser)]
 #[command(
@@ -28,12 +31,30 @@ struct Planting {
     plants: Vec<String>,
 }
 
+#[derive(clap::Args, Clone)]
+struct Choice {
+    /// What to simulate: `log` (one broker, producers, consumers) or `controller` (a KRaft
+    /// cluster: the controller quorum, broker registration and fencing, partition leadership).
+    #[arg(long, default_value = "log", value_parser = parse_workload)]
+    workload: Workload,
+    /// Run a scenario file (see scenarios/README.md) instead of the workload's generated runs.
+    #[arg(long, value_name = "FILE", conflicts_with = "workload")]
+    scenario: Option<PathBuf>,
+}
+
+fn parse_workload(name: &str) -> Result<Workload, String> {
+    Workload::from_name(name).ok_or_else(|| format!("unknown workload {name:?}: log or controller"))
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run one seed: print its option set, run it, print the verdict.
     Run {
+        /// The seed (default: 0, or the scenario's own seed).
         #[arg(long)]
-        seed: u64,
+        seed: Option<u64>,
+        #[command(flatten)]
+        choice: Choice,
         /// Print every event (node, virtual time, sequence number) as it happens.
         #[arg(long)]
         trace: bool,
@@ -63,6 +84,8 @@ enum Command {
         jobs: Option<usize>,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        choice: Choice,
         #[command(flatten)]
         planting: Planting,
     },
@@ -110,24 +133,54 @@ fn init_tracing() {
 
 fn run(command: Command) -> Result<ExitCode, String> {
     match command {
-        Command::Run { seed, trace, json, print_plan, save_plan, history, planting } => {
+        Command::Run { seed, choice, trace, json, print_plan, save_plan, history, planting } => {
             let Some(plants) = parse_plants(&planting)? else { return Ok(ExitCode::SUCCESS) };
-            let plan = Plan::generate(seed, &plants);
+            let scenario = choice.scenario.as_deref().map(Scenario::load).transpose()?;
+            let (plan, script, replay) = match &scenario {
+                Some(scenario) => {
+                    if !plants.is_empty() {
+                        return Err("a scenario names its own plants; --plant does not apply".into());
+                    }
+                    let seed = seed.unwrap_or(scenario.seed);
+                    let file = choice.scenario.as_ref().expect("scenario").display();
+                    (
+                        scenario.plan(seed)?,
+                        scenario.script(),
+                        format!("seedlog-sim run --scenario {file} --seed {seed}"),
+                    )
+                }
+                None => {
+                    let seed = seed.unwrap_or(0);
+                    let replay = swarm::replay_command(seed, choice.workload, &planting.plants);
+                    (Plan::generate_for(choice.workload, seed, &plants), Script::default(), replay)
+                }
+            };
             if let Some(path) = save_plan {
+                if !script.is_empty() {
+                    return Err(
+                        "a scenario with a script cannot be saved as a plain plan; replay it with --scenario"
+                            .into(),
+                    );
+                }
                 std::fs::write(&path, plan.to_json())
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             }
-            let replay = swarm::replay_command(seed, &planting.plants);
-            run_plan(plan, trace, json, print_plan, history, &replay)
+            run_plan(plan, script, scenario.as_ref(), trace, json, print_plan, history, &replay)
         }
         Command::Replay { file, trace, json } => {
             let text =
                 std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let plan = Plan::from_json(&text)?;
-            run_plan(plan, trace, json, true, None, &format!("seedlog-sim replay {}", file.display()))
+            let replay = format!("seedlog-sim replay {}", file.display());
+            run_plan(plan, Script::default(), None, trace, json, true, None, &replay)
         }
-        Command::Swarm { seeds, start, jobs, json, planting } => {
+        Command::Swarm { seeds, start, jobs, json, choice, planting } => {
             let Some(plants) = parse_plants(&planting)? else { return Ok(ExitCode::SUCCESS) };
+            let scenario = choice.scenario.as_deref().map(Scenario::load).transpose()?;
+            let source = match &scenario {
+                Some(scenario) => Source::Scenario(scenario),
+                None => Source::Workload(choice.workload),
+            };
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let bar = if json { ProgressBar::hidden() } else { ProgressBar::new(seeds) };
             bar.set_style(
@@ -137,26 +190,33 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 .map_err(|e| e.to_string())?,
             );
             let failed = std::sync::atomic::AtomicU64::new(0);
-            let summary = swarm::run(start, seeds, jobs, &plants, &|result| {
+            let summary = swarm::run(start, seeds, jobs, source, &plants, &|result| {
                 if !result.ok {
                     failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 bar.set_message(format!("{} failed", failed.load(std::sync::atomic::Ordering::Relaxed)));
                 bar.inc(1);
-            });
+            })?;
             bar.finish_and_clear();
             if json {
                 println!("{}", serde_json::to_string(&summary).map_err(|e| e.to_string())?);
             } else {
                 print!("{}", summary.table());
             }
-            Ok(if summary.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            let passed = match summary.matched {
+                Some(matched) => matched,
+                None => summary.failed.is_empty(),
+            };
+            Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_plan(
     plan: Plan,
+    script: Script,
+    scenario: Option<&Scenario>,
     trace: bool,
     json: bool,
     print_plan: bool,
@@ -175,21 +235,31 @@ fn run_plan(
             println!("{}", plan.summary());
         }
     }
-    let outcome = World::new(plan, trace).run();
+    let outcome = seedlog_sim::run_plan(plan, script, trace);
+    let matched = scenario.map(|scenario| scenario.matches(&outcome));
     if let Some(path) = history {
         std::fs::write(&path, outcome.history.to_json_lines())
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     if json {
-        println!("{}", outcome_json(&outcome, &plants));
+        println!("{}", outcome_json(&outcome, &plants, scenario));
     } else {
         print_outcome(&outcome, replay);
+        if let Some(scenario) = scenario {
+            println!(
+                "  scenario {}: expected {:?}: {}",
+                scenario.name,
+                scenario.expected.verdict,
+                if matched == Some(true) { "met" } else { "NOT MET" }
+            );
+        }
     }
-    Ok(if outcome.verdict.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    let passed = matched.unwrap_or(outcome.verdict.ok);
+    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn outcome_json(outcome: &Outcome, plants: &[String]) -> String {
-    let value = serde_json::json!({
+fn outcome_json(outcome: &Outcome, plants: &[String], scenario: Option<&Scenario>) -> String {
+    let mut value = serde_json::json!({
         "seed": outcome.seed,
         "trace_hash": outcome.trace_hash,
         "events": outcome.events,
@@ -197,10 +267,16 @@ fn outcome_json(outcome: &Outcome, plants: &[String]) -> String {
         "verdict": if outcome.verdict.ok { "ok" } else { "fail" },
         "anomalies": outcome.verdict.anomalies,
         "observations": outcome.verdict.observations,
+        "workload": outcome.workload.name(),
         "acknowledged": outcome.verdict.acknowledged,
         "confirmed": outcome.verdict.confirmed,
         "plants": plants,
     });
+    if let Some(scenario) = scenario {
+        value["scenario"] = serde_json::json!(scenario.name);
+        value["expected"] = serde_json::json!(scenario.expected);
+        value["matched"] = serde_json::json!(scenario.matches(outcome));
+    }
     value.to_string()
 }
 

@@ -13,6 +13,7 @@ use seedlog_core::log::LogConfig;
 use seedlog_core::protocol::Acks;
 
 use crate::clock::ClockOptions;
+use crate::cluster::ClusterOptions;
 use crate::disk::{DiskOptions, FaultMode};
 use crate::net::NetOptions;
 use crate::rng;
@@ -77,6 +78,34 @@ pub struct Options {
     pub chaos_ms: u64,
     /// The liveness bound: after the chaos phase, the final consumers must finish within this.
     pub heal_ms: u64,
+    /// The controller workload's cluster (`--workload controller`); absent for the log workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterOptions>,
+}
+
+/// What a run simulates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Workload {
+    /// One broker, its partition logs, producers and consumers (the foundation's workload).
+    #[default]
+    Log,
+    /// A KRaft cluster: the controller quorum, broker registration and fencing, partition
+    /// leadership, with admin clients creating and deleting topics.
+    Controller,
+}
+
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Log => "log",
+            Workload::Controller => "controller",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Workload> {
+        [Workload::Log, Workload::Controller].into_iter().find(|w| w.name() == name)
+    }
 }
 
 impl Options {
@@ -153,6 +182,29 @@ impl Options {
             plants: plants.to_vec(),
             chaos_ms: pick(rng, &[2_000, 5_000, 10_000]),
             heal_ms: 30_000,
+            cluster: None,
+        }
+    }
+
+    /// The option set of `seed` for `workload`. The controller workload draws its cluster from a
+    /// stream of its own ("options/cluster"), so the shared options are those of the log workload.
+    pub fn generate_for(workload: Workload, seed: u64, plants: &[Plant]) -> Options {
+        let mut options = Options::generate(seed, plants);
+        if workload == Workload::Controller {
+            let cluster = ClusterOptions::generate(&mut rng::stream(seed, "options/cluster"));
+            options.brokers = cluster.nodes();
+            options.clients = ClientOptions { producers: Vec::new(), consumers: 0, ..options.clients };
+            options.broker.partitions = 0;
+            options.cluster = Some(cluster);
+        }
+        options
+    }
+
+    pub fn workload(&self) -> Workload {
+        if self.cluster.is_some() {
+            Workload::Controller
+        } else {
+            Workload::Log
         }
     }
 
@@ -168,8 +220,13 @@ impl Options {
             "  plants:  {}\n",
             if plants.is_empty() { "none".to_string() } else { plants.join(",") }
         );
-        text += &format!("  broker:  {}\n", json(&self.broker));
-        text += &format!("  clients: {}\n", json(&self.clients));
+        match &self.cluster {
+            Some(cluster) => text += &format!("  cluster: {}\n", json(cluster)),
+            None => {
+                text += &format!("  broker:  {}\n", json(&self.broker));
+                text += &format!("  clients: {}\n", json(&self.clients));
+            }
+        }
         text += &format!("  faults:  {}\n", json(&self.faults));
         text += &format!("  net:     {}\n", json(&self.net));
         text += &format!("  disk:    {}\n", json(&self.disk));

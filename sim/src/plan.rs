@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use seedlog_core::env::Plant;
 
 use crate::net::{NodeId, Partition};
-use crate::options::Options;
+use crate::options::{Options, Workload};
 use crate::rng;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -73,6 +73,11 @@ impl Plan {
         Plan::from_options(Options::generate(seed, plants))
     }
 
+    /// The plan of `seed` for `workload`.
+    pub fn generate_for(workload: Workload, seed: u64, plants: &[Plant]) -> Plan {
+        Plan::from_options(Options::generate_for(workload, seed, plants))
+    }
+
     /// The faults drawn for a given option set (its seed and fault settings).
     pub fn from_options(options: Options) -> Plan {
         let faults = generate_faults(&options);
@@ -96,14 +101,28 @@ impl Plan {
         if options.seed != self.seed {
             return Err(format!("options.seed {} differs from seed {}", options.seed, self.seed));
         }
-        if options.brokers != 1 {
-            return Err(format!(
-                "brokers = {}: the foundation simulates exactly one broker",
-                options.brokers
-            ));
-        }
-        if !(1..=64).contains(&options.broker.partitions) {
-            return Err(format!("broker.partitions = {} (1 to 64)", options.broker.partitions));
+        match &options.cluster {
+            Some(cluster) => {
+                cluster.validate()?;
+                if options.brokers != cluster.nodes() {
+                    return Err(format!(
+                        "brokers = {} but the cluster has {} nodes",
+                        options.brokers,
+                        cluster.nodes()
+                    ));
+                }
+            }
+            None => {
+                if options.brokers != 1 {
+                    return Err(format!(
+                        "brokers = {}: the log workload simulates exactly one broker",
+                        options.brokers
+                    ));
+                }
+                if !(1..=64).contains(&options.broker.partitions) {
+                    return Err(format!("broker.partitions = {} (1 to 64)", options.broker.partitions));
+                }
+            }
         }
         options.broker.log.validate().map_err(|error| format!("broker.log: {error}"))?;
         if options.broker.flush_interval_ms == 0 || options.broker.retention_check_interval_ms == 0 {
@@ -205,14 +224,18 @@ impl Plan {
     }
 }
 
-/// The brokers are nodes `0..brokers`; clients follow.
+/// The brokers (the cluster's nodes, in the controller workload) are nodes `0..brokers`; clients follow.
 pub fn broker_nodes(options: &Options) -> Vec<NodeId> {
     (0..options.brokers).map(NodeId).collect()
 }
 
 pub fn all_nodes(options: &Options) -> Vec<NodeId> {
-    let clients =
-        options.clients.producers.len() as u32 + options.clients.consumers + options.broker.partitions;
+    let clients = match &options.cluster {
+        Some(cluster) => cluster.admins,
+        None => {
+            options.clients.producers.len() as u32 + options.clients.consumers + options.broker.partitions
+        }
+    };
     (0..options.brokers + clients).map(NodeId).collect()
 }
 

@@ -11,8 +11,34 @@ use std::time::Instant;
 
 use seedlog_core::env::Plant;
 
+use crate::options::Workload;
 use crate::plan::Plan;
-use crate::world::World;
+use crate::scenario::{Expected, Scenario, VerdictKind};
+
+/// Where a swarm's seeds get their plans.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    /// Each seed's generated option set and fault plan for the workload.
+    Workload(Workload),
+    /// Each seed run through the scenario (its option patch, faults, script and plants).
+    Scenario(&'a Scenario),
+}
+
+impl Source<'_> {
+    /// The plan and script of one seed.
+    pub fn plan(
+        &self,
+        seed: u64,
+        plants: &[Plant],
+    ) -> Result<(Plan, crate::cluster::script::Script), String> {
+        match self {
+            Source::Workload(workload) => {
+                Ok((Plan::generate_for(*workload, seed, plants), Default::default()))
+            }
+            Source::Scenario(scenario) => Ok((scenario.plan(seed)?, scenario.script())),
+        }
+    }
+}
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SeedResult {
@@ -23,10 +49,22 @@ pub struct SeedResult {
     pub trace_hash: String,
     pub anomaly_kinds: Vec<String>,
     pub observation_kinds: Vec<String>,
+    /// Under a scenario: whether this seed reached the scenario's expected verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched: Option<bool>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SwarmSummary {
+    pub workload: Workload,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<String>,
+    /// The scenario's expected verdict, and whether the swarm met it: an expected `ok` must hold
+    /// for every seed; an expected `fail` (a negative control) must show in at least one seed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<Expected>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched: Option<bool>,
     pub seeds: u64,
     pub start: u64,
     pub plants: Vec<String>,
@@ -48,9 +86,12 @@ pub fn run(
     start: u64,
     seeds: u64,
     jobs: usize,
+    source: Source<'_>,
     plants: &[Plant],
     progress: &(dyn Fn(&SeedResult) + Sync),
-) -> SwarmSummary {
+) -> Result<SwarmSummary, String> {
+    // Every seed's plan must build; check the first before starting threads.
+    source.plan(start, plants)?;
     let began = Instant::now();
     let next = AtomicU64::new(start);
     let end = start + seeds;
@@ -64,8 +105,14 @@ pub fn run(
                 if seed >= end {
                     break;
                 }
-                let outcome = World::new(Plan::generate(seed, plants), false).run();
+                let Ok((plan, script)) = source.plan(seed, plants) else { break };
+                let outcome = crate::run_plan(plan, script, false);
+                let matched = match source {
+                    Source::Scenario(scenario) => Some(scenario.matches(&outcome)),
+                    Source::Workload(_) => None,
+                };
                 let result = SeedResult {
+                    matched,
                     seed,
                     ok: outcome.verdict.ok,
                     events: outcome.events,
@@ -87,7 +134,22 @@ pub fn run(
         results.push(result);
     }
     results.sort_by_key(|r| r.seed);
-    summarize(start, seeds, plants, &results, began.elapsed().as_secs_f64())
+    let mut summary = summarize(start, seeds, plants, &results, began.elapsed().as_secs_f64());
+    match source {
+        Source::Workload(workload) => summary.workload = workload,
+        Source::Scenario(scenario) => {
+            summary.workload = scenario.workload;
+            summary.scenario = Some(scenario.name.clone());
+            summary.expected = Some(scenario.expected.clone());
+            summary.plants = scenario.plants.clone();
+            let matched = results.iter().filter(|r| r.matched == Some(true)).count() as u64;
+            summary.matched = Some(match scenario.expected.verdict {
+                VerdictKind::Ok => matched == results.len() as u64 && results.len() as u64 == seeds,
+                VerdictKind::Fail => matched > 0,
+            });
+        }
+    }
+    Ok(summary)
 }
 
 fn kinds(anomalies: &[crate::checker::Anomaly]) -> Vec<String> {
@@ -117,6 +179,10 @@ fn summarize(
     let events: u64 = results.iter().map(|r| r.events).sum();
     let failing_seeds: Vec<u64> = results.iter().filter(|r| !r.ok).map(|r| r.seed).collect();
     SwarmSummary {
+        workload: Workload::Log,
+        scenario: None,
+        expected: None,
+        matched: None,
         seeds,
         start,
         plants: plants.iter().map(|p| p.name().to_string()).collect(),
@@ -132,9 +198,12 @@ fn summarize(
     }
 }
 
-/// The command that replays one seed exactly.
-pub fn replay_command(seed: u64, plants: &[String]) -> String {
+/// The command that replays one seed of a workload exactly.
+pub fn replay_command(seed: u64, workload: Workload, plants: &[String]) -> String {
     let mut command = format!("seedlog-sim run --seed {seed}");
+    if workload != Workload::Log {
+        command += &format!(" --workload {}", workload.name());
+    }
     for plant in plants {
         command += &format!(" --plant {plant}");
     }
@@ -144,7 +213,15 @@ pub fn replay_command(seed: u64, plants: &[String]) -> String {
 impl SwarmSummary {
     pub fn table(&self) -> String {
         let mut text = String::new();
-        text += &format!("swarm: seeds {}..{}", self.start, self.start + self.seeds);
+        text += &format!(
+            "swarm: {} workload, seeds {}..{}",
+            self.workload.name(),
+            self.start,
+            self.start + self.seeds
+        );
+        if let Some(scenario) = &self.scenario {
+            text += &format!("  scenario {scenario}");
+        }
         if !self.plants.is_empty() {
             text += &format!("  (planted: {})", self.plants.join(", "));
         }
@@ -168,10 +245,26 @@ impl SwarmSummary {
                 text += &format!("    {kind:<32} {count:>10}\n");
             }
         }
+        if let (Some(expected), Some(matched)) = (&self.expected, self.matched) {
+            text += &format!(
+                "  expected verdict {:?}{}: {}\n",
+                expected.verdict,
+                if expected.anomalies.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", expected.anomalies.join(", "))
+                },
+                if matched { "met" } else { "NOT MET" }
+            );
+        }
         if !self.failed.is_empty() {
             text += "  replay a failing seed:\n";
             for seed in self.failed.iter().take(20) {
-                text += &format!("    {}\n", replay_command(*seed, &self.plants));
+                let command = match &self.scenario {
+                    Some(_) => format!("seedlog-sim run --scenario FILE --seed {seed}"),
+                    None => replay_command(*seed, self.workload, &self.plants),
+                };
+                text += &format!("    {command}\n");
             }
             if self.failed.len() > 20 {
                 text += &format!("    ... and {} more (see --json)\n", self.failed.len() - 20);

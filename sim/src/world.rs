@@ -111,6 +111,7 @@ struct ClientSlot {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Outcome {
     pub seed: u64,
+    pub workload: crate::options::Workload,
     pub trace_hash: String,
     pub events: u64,
     pub sim_time_ms: u64,
@@ -826,6 +827,7 @@ impl World {
         let verdict = checker::check(&input);
         Outcome {
             seed: self.plan.seed,
+            workload: crate::options::Workload::Log,
             trace_hash: format!("{:016x}", self.trace.hash()),
             events: self.trace.events(),
             sim_time_ms: self.scheduler.now().as_millis(),

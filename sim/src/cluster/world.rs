@@ -1,0 +1,848 @@
+//! The controller workload's world: a KRaft cluster (voters, combined or dedicated, and
+//! broker-only observers) on simulated disks and a simulated network, admin clients creating and
+//! deleting topics, a fault plan, and the quorum invariants checked after every step.
+//!
+//! Like the log workload's [`crate::world::World`] it decides nothing: it hands each event to the
+//! core's [`Node`] with the node's environment and executes the effects. A run has a chaos phase
+//! (the fault plan fires, and a scenario's script, if any) and then a healing phase: the network
+//! heals, paused nodes resume, down nodes restart, admins stop, and the cluster must converge — one
+//! active controller, every live node at the same high watermark and metadata image, every live
+//! broker registered and unfenced — within the liveness bound.
+//!
+//! Injected durable damage (bit rot, latent sector errors, misdirected writes) on a voter's metadata
+//! log can legitimately break Raft: a voter that lost a committed entry to corruption may vote for
+//! a candidate without it (the problem Protocol-Aware Recovery solves; Seedlog's quorum does not
+//! yet). Safety anomalies in a run with such damage are therefore reported as observations
+//! (`…-after-damage`), never hidden, and never counted as failures. In liveness mode damage hits
+//! only a minority of the voters (and broker-only nodes), so a majority keeps good copies.
+
+use std::collections::BTreeMap;
+
+use rand_chacha::ChaCha8Rng;
+use seedlog_core::env::{Env, StorageError, Time};
+use seedlog_core::node::{Node, NodeEffect, NodeMessage, NodeSyncToken};
+use seedlog_core::quorum::{FetchResult, QuorumMessage, QuorumRole};
+
+use super::admin::{Admin, AdminOp, AdminOutcome, AdminSettings};
+use super::invariants::QuorumChecker;
+use super::options::ClusterOptions;
+use super::script::{Action, Script, Target};
+use crate::buggify::SimFaults;
+use crate::checker::{Anomaly, Verdict};
+use crate::clock::SimClock;
+use crate::disk::{DamageKind, FaultAtlas, FaultMode, SimDisk, SyncTicket};
+use crate::net::{NodeId, Partition, SimNet};
+use crate::plan::{Fault, Plan};
+use crate::rng;
+use crate::scheduler::Scheduler;
+use crate::trace::Trace;
+use crate::world::Outcome;
+
+const EVENTS_MAX: u64 = 20_000_000;
+const REBOOT_MS: u64 = 100;
+
+#[derive(Debug)]
+enum Event {
+    Deliver { from: NodeId, to: NodeId, message: NodeMessage },
+    SyncDone { node: usize, incarnation: u64, ticket: Result<SyncTicket, StorageError>, token: NodeSyncToken },
+    NodeTimer { node: usize, incarnation: u64, deadline: Time },
+    AdminAlarm { admin: usize },
+    Fault(Fault),
+    Start { node: usize },
+    Resume { node: usize, incarnation: u64 },
+    Heal,
+    ChaosEnd,
+    End,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Down,
+    Up,
+    Paused,
+    ShuttingDown { down_ms: u64 },
+}
+
+struct NodeSlot {
+    id: NodeId,
+    node: Option<Node>,
+    disk: SimDisk,
+    rng: ChaCha8Rng,
+    incarnation: u64,
+    status: Status,
+    deferred: Vec<Event>,
+    timer_at: Option<Time>,
+    start_scheduled: bool,
+    /// The last start failed (the node's state could not be read back).
+    start_failed: bool,
+}
+
+impl NodeSlot {
+    fn env<'a>(&'a mut self, now: Time, wall_clock_ms: i64, faults: &'a mut SimFaults) -> Env<'a> {
+        Env { now, wall_clock_ms, storage: &mut self.disk, rng: &mut self.rng, faults }
+    }
+
+    /// Durable damage (not a torn unsynced write) anywhere on this node's disk.
+    fn damaged(&self) -> bool {
+        self.disk.damage().iter().any(|damage| !matches!(damage.kind, DamageKind::Torn { .. }))
+    }
+}
+
+struct AdminSlot {
+    admin: Admin,
+    scheduled: Option<Time>,
+}
+
+pub struct ClusterWorld {
+    plan: Plan,
+    cluster: ClusterOptions,
+    scheduler: Scheduler<Event>,
+    trace: Trace,
+    net: SimNet<NodeMessage>,
+    clock: SimClock,
+    faults: SimFaults,
+    nodes: Vec<NodeSlot>,
+    admins: Vec<AdminSlot>,
+    workload_rng: ChaCha8Rng,
+    checker: QuorumChecker,
+    script: Script,
+    chaos_over: bool,
+    converged_at: Option<Time>,
+    finished: bool,
+    sequence: u64,
+    /// Where each node's trace lines say they come from, built once.
+    at: String,
+}
+
+impl ClusterWorld {
+    pub fn new(plan: Plan, script: Script, emit_trace: bool) -> ClusterWorld {
+        let options = &plan.options;
+        let cluster = options.cluster.clone().expect("a controller-workload plan has cluster options");
+        let seed = plan.seed;
+        let node_count = cluster.nodes() as usize;
+        // Which nodes' disks may take durable damage in liveness mode: a minority of the voters and
+        // every broker-only node, so that a majority of the quorum always keeps good copies.
+        let damageable_voters = (cluster.voters as usize - 1) / 2;
+        let damageable: Vec<usize> =
+            (0..damageable_voters).chain(cluster.voters as usize..node_count).collect();
+        let atlas = FaultAtlas::new(damageable.len().max(1) + 1, &mut rng::stream(seed, "atlas"));
+        let nodes = (0..node_count)
+            .map(|index| {
+                let mut disk =
+                    SimDisk::new(options.disk.clone(), rng::stream(seed, &format!("disk/{index}")));
+                if let Some(replica) = damageable.iter().position(|&n| n == index) {
+                    disk.set_atlas(replica, atlas.clone());
+                }
+                NodeSlot {
+                    id: NodeId(index as u32),
+                    node: None,
+                    disk,
+                    rng: rng::stream(seed, &format!("node/{index}")),
+                    incarnation: 0,
+                    status: Status::Down,
+                    deferred: Vec::new(),
+                    timer_at: None,
+                    start_scheduled: false,
+                    start_failed: false,
+                }
+            })
+            .collect();
+        let targets: Vec<NodeId> = (0..cluster.nodes()).map(NodeId).collect();
+        let settings = AdminSettings {
+            interval_ms: cluster.admin_interval_ms,
+            timeout_ms: cluster.admin_timeout_ms,
+            topic_names: cluster.topic_names,
+            partitions_max: cluster.partitions_max,
+            replication_factor_max: cluster.brokers().min(3) as u16,
+            unclean_topics: cluster.unclean_topics,
+        };
+        let admins = (0..cluster.admins)
+            .map(|process| AdminSlot {
+                admin: Admin::new(process, NodeId(cluster.nodes() + process), targets.clone(), &settings),
+                scheduled: None,
+            })
+            .collect();
+        let all_nodes = crate::plan::all_nodes(options).len();
+        ClusterWorld {
+            scheduler: Scheduler::new(1_000_000),
+            trace: Trace::new(emit_trace),
+            net: SimNet::new(options.net.clone(), rng::stream(seed, "network")),
+            clock: SimClock::new(options.clock.clone(), rng::stream(seed, "clock"), all_nodes),
+            faults: SimFaults::new(
+                options.buggify,
+                options.plants.iter().copied().collect(),
+                rng::stream(seed, "buggify"),
+            ),
+            nodes,
+            admins,
+            workload_rng: rng::stream(seed, "workload"),
+            checker: QuorumChecker::default(),
+            script,
+            chaos_over: false,
+            converged_at: None,
+            finished: false,
+            sequence: 0,
+            at: String::new(),
+            cluster,
+            plan,
+        }
+    }
+
+    pub fn run(mut self) -> Outcome {
+        let options = self.plan.options.clone();
+        for node in 0..self.nodes.len() {
+            self.nodes[node].start_scheduled = true;
+            self.scheduler.schedule(Time::ZERO, Event::Start { node });
+        }
+        for admin in 0..self.admins.len() {
+            self.arm_admin(admin);
+        }
+        for timed in self.plan.faults.clone() {
+            self.scheduler.schedule(Time::from_millis(timed.at_ms), Event::Fault(timed.fault));
+        }
+        self.scheduler.schedule(Time::from_millis(options.chaos_ms), Event::ChaosEnd);
+        self.scheduler.schedule(Time::from_millis(options.chaos_ms + options.heal_ms), Event::End);
+        while let Some((now, sequence, event)) = self.scheduler.pop() {
+            self.step(now, sequence, event);
+            if !self.chaos_over {
+                self.run_script(now);
+            }
+            if self.finished {
+                break;
+            }
+            if self.trace.events() >= EVENTS_MAX {
+                self.checker.anomalies.push(Anomaly::new(
+                    "event-budget-exceeded",
+                    format!("the run did not end within {EVENTS_MAX} events"),
+                ));
+                break;
+            }
+        }
+        self.finish()
+    }
+
+    fn step(&mut self, now: Time, sequence: u64, event: Event) {
+        self.sequence = sequence;
+        match event {
+            Event::Deliver { from, to, message } => self.deliver(now, sequence, from, to, message),
+            Event::SyncDone { node, incarnation, ticket, token } => {
+                if self.deferred(node, incarnation, || Event::SyncDone {
+                    node,
+                    incarnation,
+                    ticket: ticket.clone(),
+                    token,
+                }) {
+                    return;
+                }
+                let result = ticket.and_then(|ticket| self.nodes[node].disk.complete_sync(ticket));
+                self.trace.event(
+                    sequence,
+                    now,
+                    &self.nodes[node].id,
+                    format_args!("sync {token:?} done: {result:?}"),
+                );
+                self.with_node(now, node, |n, env| n.handle_sync_complete(env, token, result));
+            }
+            Event::NodeTimer { node, incarnation, deadline } => {
+                if self.nodes[node].incarnation != incarnation || self.nodes[node].timer_at != Some(deadline)
+                {
+                    return;
+                }
+                if self.deferred(node, incarnation, || Event::NodeTimer { node, incarnation, deadline }) {
+                    return;
+                }
+                self.nodes[node].timer_at = None;
+                self.trace.event(sequence, now, &self.nodes[node].id, format_args!("timer"));
+                self.with_node(now, node, |n, env| n.handle_timer(env));
+            }
+            Event::AdminAlarm { admin } => self.wake_admin(now, sequence, admin),
+            Event::Fault(fault) => self.inject(now, sequence, fault),
+            Event::Start { node } => self.start_node(now, sequence, node),
+            Event::Resume { node, incarnation } => self.resume(now, sequence, node, incarnation),
+            Event::Heal => {
+                self.trace.event(sequence, now, &"sim", format_args!("heal network"));
+                self.net.heal();
+            }
+            Event::ChaosEnd => self.end_chaos(now, sequence),
+            Event::End => {
+                self.trace.event(sequence, now, &"sim", format_args!("liveness bound reached"));
+                self.finished = true;
+            }
+        }
+    }
+
+    fn deferred(&mut self, node: usize, incarnation: u64, event: impl FnOnce() -> Event) -> bool {
+        let slot = &mut self.nodes[node];
+        if slot.incarnation != incarnation || slot.status == Status::Down {
+            return true;
+        }
+        if slot.status == Status::Paused {
+            slot.deferred.push(event());
+            return true;
+        }
+        false
+    }
+
+    fn deliver(&mut self, now: Time, sequence: u64, from: NodeId, to: NodeId, message: NodeMessage) {
+        if !self.net.arrive(from, to) {
+            self.trace.event(sequence, now, &to, format_args!("drop from {from} (link cut)"));
+            return;
+        }
+        let index = to.0 as usize;
+        if index < self.nodes.len() {
+            let slot = &mut self.nodes[index];
+            match slot.status {
+                Status::Down => {
+                    self.trace.event(sequence, now, &to, format_args!("drop from {from} (node down)"));
+                    return;
+                }
+                Status::Paused => {
+                    slot.deferred.push(Event::Deliver { from, to, message });
+                    return;
+                }
+                Status::Up | Status::ShuttingDown { .. } => {}
+            }
+            self.trace.event(sequence, now, &to, format_args!("recv from {from}: {}", summarize(&message)));
+            self.with_node(now, index, |n, env| n.handle_message(env, from.0, message));
+            return;
+        }
+        let Some(admin) = index.checked_sub(self.nodes.len()).filter(|a| *a < self.admins.len()) else {
+            return;
+        };
+        self.trace.event(sequence, now, &to, format_args!("recv from {from}: {}", summarize(&message)));
+        if let NodeMessage::ControllerResponse { correlation_id, response } = message {
+            self.admins[admin].admin.on_response(now, correlation_id, response);
+            self.arm_admin(admin);
+        }
+        self.check_convergence(now);
+    }
+
+    fn wake_admin(&mut self, now: Time, sequence: u64, admin: usize) {
+        let slot = &mut self.admins[admin];
+        if slot.admin.alarm() != Some(now) || slot.scheduled != Some(now) {
+            return;
+        }
+        slot.scheduled = None;
+        let outgoing = slot.admin.on_wake(now, &mut self.workload_rng);
+        let from = slot.admin.node;
+        self.trace.event(sequence, now, &from, format_args!("admin wake, {} requests", outgoing.len()));
+        for (to, message) in outgoing {
+            self.send(now, from, to, message);
+        }
+        self.arm_admin(admin);
+        self.check_convergence(now);
+    }
+
+    fn arm_admin(&mut self, admin: usize) {
+        let slot = &mut self.admins[admin];
+        if let Some(at) = slot.admin.alarm() {
+            if slot.scheduled != Some(at) {
+                slot.scheduled = Some(at);
+                self.scheduler.schedule(at, Event::AdminAlarm { admin });
+            }
+        }
+    }
+
+    fn send(&mut self, now: Time, from: NodeId, to: NodeId, message: NodeMessage) {
+        for (at, message) in self.net.send(now, from, to, message) {
+            self.scheduler.schedule(at, Event::Deliver { from, to, message });
+        }
+    }
+
+    // ---- nodes ----
+
+    fn with_node(&mut self, now: Time, node: usize, input: impl FnOnce(&mut Node, &mut Env<'_>)) {
+        let wall_clock_ms = self.clock.wall_clock_ms(self.nodes[node].id, now);
+        let slot = &mut self.nodes[node];
+        let Some(mut core) = slot.node.take() else { return };
+        input(&mut core, &mut slot.env(now, wall_clock_ms, &mut self.faults));
+        slot.node = Some(core);
+        self.execute_effects(now, node);
+        self.check_node(now, node);
+        self.arm_timer(node);
+        self.check_convergence(now);
+    }
+
+    fn execute_effects(&mut self, now: Time, node: usize) {
+        loop {
+            let slot = &mut self.nodes[node];
+            let Some(core) = slot.node.as_mut() else { return };
+            let Some(effect) = core.poll_effect() else { return };
+            let sequence = self.sequence;
+            match effect {
+                NodeEffect::Send { to, message } => {
+                    let from = slot.id;
+                    self.send(now, from, NodeId(to), message);
+                }
+                NodeEffect::Sync { token, path } => {
+                    let ticket = slot.disk.request_sync(&path);
+                    let latency_ns = slot.disk.sync_latency_ns();
+                    let incarnation = slot.incarnation;
+                    self.scheduler.schedule_after_nanos(
+                        latency_ns,
+                        Event::SyncDone { node, incarnation, ticket, token },
+                    );
+                }
+                NodeEffect::Halt { reason } => {
+                    let id = slot.id;
+                    self.trace.event(sequence, now, &id, format_args!("HALT: {reason}"));
+                    self.check_node(now, node);
+                    self.power_off(now, node, "reboot after halt");
+                    self.schedule_start(node, now.plus_millis(REBOOT_MS));
+                    return;
+                }
+                NodeEffect::ShutdownComplete => {
+                    let id = slot.id;
+                    let Status::ShuttingDown { down_ms } = slot.status else {
+                        panic!("ShutdownComplete without a shutdown in progress");
+                    };
+                    self.trace.event(sequence, now, &id, format_args!("controlled shutdown complete"));
+                    self.check_node(now, node);
+                    let slot = &mut self.nodes[node];
+                    slot.node = None;
+                    slot.status = Status::Down;
+                    slot.incarnation += 1;
+                    slot.timer_at = None;
+                    self.schedule_start(node, now.plus_millis(down_ms));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn arm_timer(&mut self, node: usize) {
+        let slot = &mut self.nodes[node];
+        let Some(core) = slot.node.as_ref() else { return };
+        let Some(deadline) = core.next_deadline() else { return };
+        if slot.timer_at != Some(deadline) {
+            slot.timer_at = Some(deadline);
+            let incarnation = slot.incarnation;
+            self.scheduler.schedule(
+                deadline.max(self.scheduler.now()),
+                Event::NodeTimer { node, incarnation, deadline },
+            );
+        }
+    }
+
+    fn schedule_start(&mut self, node: usize, at: Time) {
+        if !self.nodes[node].start_scheduled {
+            self.nodes[node].start_scheduled = true;
+            self.scheduler.schedule(at, Event::Start { node });
+        }
+    }
+
+    fn start_node(&mut self, now: Time, sequence: u64, node: usize) {
+        self.nodes[node].start_scheduled = false;
+        if self.nodes[node].status != Status::Down {
+            return;
+        }
+        let wall_clock_ms = self.clock.wall_clock_ms(self.nodes[node].id, now);
+        let config = self.cluster.node_config(node as u32);
+        let slot = &mut self.nodes[node];
+        match Node::start(&mut slot.env(now, wall_clock_ms, &mut self.faults), config) {
+            Ok(core) => {
+                slot.node = Some(core);
+                slot.status = Status::Up;
+                slot.start_failed = false;
+                slot.incarnation += 1;
+                let id = slot.id;
+                self.trace.event(sequence, now, &id, format_args!("started"));
+                self.checker.node_restarted(node as u32);
+                self.execute_effects(now, node);
+                self.check_node(now, node);
+                self.arm_timer(node);
+            }
+            Err(error) => {
+                slot.start_failed = true;
+                let id = slot.id;
+                self.trace.event(sequence, now, &id, format_args!("start failed: {error:?}; retrying"));
+                // Retrying a start that read back unreadable state only repeats it; wait longer.
+                self.schedule_start(node, now.plus_millis(REBOOT_MS * 10));
+            }
+        }
+    }
+
+    fn power_off(&mut self, now: Time, node: usize, why: &str) {
+        let slot = &mut self.nodes[node];
+        slot.node = None;
+        slot.status = Status::Down;
+        slot.incarnation += 1;
+        slot.deferred.clear();
+        slot.timer_at = None;
+        let report = slot.disk.crash();
+        let id = slot.id;
+        self.trace.event(self.sequence, now, &id, format_args!("power off ({why}): {report:?}"));
+    }
+
+    fn resume(&mut self, now: Time, sequence: u64, node: usize, incarnation: u64) {
+        let slot = &mut self.nodes[node];
+        if slot.incarnation != incarnation || slot.status != Status::Paused {
+            return;
+        }
+        slot.status = Status::Up;
+        let id = slot.id;
+        let deferred = std::mem::take(&mut slot.deferred);
+        self.trace.event(sequence, now, &id, format_args!("resume ({} deferred events)", deferred.len()));
+        for event in deferred {
+            self.scheduler.schedule(now, event);
+        }
+    }
+
+    // ---- faults and the script ----
+
+    fn inject(&mut self, now: Time, sequence: u64, fault: Fault) {
+        if self.chaos_over {
+            return;
+        }
+        self.trace.event(sequence, now, &"sim", format_args!("fault: {fault}"));
+        match fault {
+            Fault::Crash { node, down_ms } => {
+                let node = node.0 as usize;
+                if self.nodes[node].status != Status::Down {
+                    self.power_off(now, node, "crash");
+                    self.schedule_start(node, now.plus_millis(down_ms));
+                }
+            }
+            Fault::Shutdown { node, down_ms } => {
+                let node = node.0 as usize;
+                if self.nodes[node].status == Status::Up {
+                    self.nodes[node].status = Status::ShuttingDown { down_ms };
+                    self.with_node(now, node, |n, env| n.begin_shutdown(env));
+                }
+            }
+            Fault::Pause { node, duration_ms } => {
+                let node = node.0 as usize;
+                if self.nodes[node].status == Status::Up {
+                    self.nodes[node].status = Status::Paused;
+                    let incarnation = self.nodes[node].incarnation;
+                    self.scheduler
+                        .schedule(now.plus_millis(duration_ms), Event::Resume { node, incarnation });
+                }
+            }
+            Fault::Partition { partition, duration_ms } => {
+                self.net.partition(&partition);
+                self.scheduler.schedule(now.plus_millis(duration_ms), Event::Heal);
+            }
+            Fault::Clog { from, to, duration_ms } => self.net.clog(from, to, now.plus_millis(duration_ms)),
+            Fault::ClockJump { node, delta_ms } => self.clock.jump(node, delta_ms),
+            Fault::BitRot { node } => {
+                let damage = self.nodes[node.0 as usize].disk.rot();
+                self.trace.event(sequence, now, &node, format_args!("bit rot: {damage:?}"));
+            }
+            Fault::LatentSectorError { node } => {
+                let damage = self.nodes[node.0 as usize].disk.add_latent_sector_error();
+                self.trace.event(sequence, now, &node, format_args!("latent sector error: {damage:?}"));
+            }
+        }
+    }
+
+    /// Fires the scenario script's next steps whose triggers hold now.
+    fn run_script(&mut self, now: Time) {
+        let leader = self.active_leader();
+        let candidate = self.nodes.iter().find_map(|slot| {
+            let core = slot.node.as_ref().filter(|_| slot.status == Status::Up)?;
+            (core.quorum().role() == QuorumRole::Candidate).then_some(slot.id.0)
+        });
+        while let Some(action) = self.script.due(now, leader.is_some(), candidate.is_some()) {
+            let resolve = |target: Target| match target {
+                Target::Leader => leader,
+                Target::Candidate => candidate,
+                Target::Node(node) => Some(node),
+            };
+            let fault = match action {
+                Action::Crash { target, down_ms } => {
+                    resolve(target).map(|n| Fault::Crash { node: NodeId(n), down_ms })
+                }
+                Action::Shutdown { target, down_ms } => {
+                    resolve(target).map(|n| Fault::Shutdown { node: NodeId(n), down_ms })
+                }
+                Action::Pause { target, duration_ms } => {
+                    resolve(target).map(|n| Fault::Pause { node: NodeId(n), duration_ms })
+                }
+                Action::Isolate { target, duration_ms } => resolve(target).map(|n| Fault::Partition {
+                    partition: Partition::Isolate { node: NodeId(n) },
+                    duration_ms,
+                }),
+            };
+            let sequence = self.sequence;
+            match fault {
+                Some(fault) => {
+                    self.trace.event(sequence, now, &"script", format_args!("{action:?}"));
+                    self.inject(now, sequence, fault);
+                }
+                None => {
+                    self.trace.event(sequence, now, &"script", format_args!("{action:?}: no such node now"))
+                }
+            }
+        }
+    }
+
+    fn end_chaos(&mut self, now: Time, sequence: u64) {
+        self.trace.event(
+            sequence,
+            now,
+            &"sim",
+            format_args!("chaos ends: heal, resume, restart, admins stop"),
+        );
+        self.chaos_over = true;
+        self.net.heal();
+        for node in 0..self.nodes.len() {
+            match self.nodes[node].status {
+                Status::Paused => {
+                    let incarnation = self.nodes[node].incarnation;
+                    self.resume(now, sequence, node, incarnation);
+                }
+                Status::Down => self.schedule_start(node, now),
+                Status::Up | Status::ShuttingDown { .. } => {}
+            }
+        }
+        for admin in 0..self.admins.len() {
+            self.admins[admin].admin.stop();
+        }
+    }
+
+    // ---- checks ----
+
+    fn check_node(&mut self, now: Time, node: usize) {
+        let slot = &mut self.nodes[node];
+        let Some(core) = slot.node.as_mut() else { return };
+        let applied = core.take_applied();
+        self.at.clear();
+        use std::fmt::Write;
+        let _ = write!(self.at, "at {now}");
+        let at = std::mem::take(&mut self.at);
+        self.checker.check_node(&at, node as u32, core, &applied);
+        self.at = at;
+    }
+
+    /// The node that is quorum leader and active controller, if exactly one live node is.
+    fn active_leader(&self) -> Option<u32> {
+        let mut leaders = self.nodes.iter().filter_map(|slot| {
+            let core = slot.node.as_ref().filter(|_| slot.status == Status::Up)?;
+            core.is_active_controller().then_some(slot.id.0)
+        });
+        let leader = leaders.next()?;
+        leaders.next().is_none().then_some(leader)
+    }
+
+    /// After the chaos: has the cluster converged? (Checked after every step of the healing phase.)
+    fn check_convergence(&mut self, now: Time) {
+        if !self.chaos_over || self.converged_at.is_some() {
+            return;
+        }
+        if let Err(_why) = self.convergence() {
+            return;
+        }
+        self.converged_at = Some(now);
+        let sequence = self.sequence;
+        self.trace.event(sequence, now, &"sim", format_args!("converged"));
+        self.finished = true;
+    }
+
+    /// `Ok` when the cluster has converged, else why not (for the liveness report).
+    fn convergence(&self) -> Result<(), String> {
+        if let Some(admin) = self.admins.iter().find(|slot| !slot.admin.is_idle()) {
+            return Err(format!("admin {} still has a request outstanding", admin.admin.process));
+        }
+        let Some(leader) = self.active_leader() else {
+            return Err("no single active controller".into());
+        };
+        let leader_core = self.nodes[leader as usize].node.as_ref().expect("the leader is up");
+        let high_watermark = leader_core.quorum().high_watermark();
+        if leader_core.quorum().log_end_offset() != high_watermark {
+            return Err(format!(
+                "leader n{leader} has uncommitted entries ({} of {})",
+                high_watermark,
+                leader_core.quorum().log_end_offset()
+            ));
+        }
+        let image = leader_core.image();
+        let image_hash = image.hash();
+        for slot in &self.nodes {
+            let index = slot.id.0;
+            if slot.status != Status::Up {
+                // A node whose own durable state was damaged past reading is excused.
+                if slot.start_failed && slot.damaged() {
+                    continue;
+                }
+                return Err(format!("n{index} is not up ({:?})", slot.status));
+            }
+            let core = slot.node.as_ref().expect("an up node has its core");
+            if core.quorum().high_watermark() != high_watermark {
+                return Err(format!(
+                    "n{index} is at high watermark {} of {high_watermark}",
+                    core.quorum().high_watermark()
+                ));
+            }
+            if core.image().hash() != image_hash {
+                return Err(format!(
+                    "n{index}'s metadata image (end {}) differs from the leader's (end {})",
+                    core.image().end_offset,
+                    image.end_offset
+                ));
+            }
+            if self.cluster.is_broker(index) {
+                let Some((broker_epoch, fenced)) = core.broker_state() else {
+                    return Err(format!("broker n{index} is not registered"));
+                };
+                match image.brokers.get(&index) {
+                    Some(registration)
+                        if registration.broker_epoch == broker_epoch && !registration.fenced && !fenced => {}
+                    other => return Err(format!(
+                        "broker n{index} (epoch {broker_epoch}, fenced {fenced}) is registered as {other:?}"
+                    )),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn damage_on_voters(&self) -> bool {
+        self.nodes.iter().take(self.cluster.voters as usize).any(NodeSlot::damaged)
+            || self.nodes.iter().any(NodeSlot::damaged)
+                && self.plan.options.disk.fault_mode == FaultMode::SafetyOnly
+    }
+
+    fn finish(mut self) -> Outcome {
+        let mut anomalies = Vec::new();
+        let mut observations = Vec::new();
+        let damage = self.damage_on_voters();
+        for anomaly in std::mem::take(&mut self.checker.anomalies) {
+            if damage && anomaly.kind != "event-budget-exceeded" {
+                observations.push(Anomaly::new(&format!("{}-after-damage", anomaly.kind), anomaly.detail));
+            } else {
+                anomalies.push(anomaly);
+            }
+        }
+        let liveness_required = self.plan.options.faults.mode == FaultMode::Liveness;
+        match (self.converged_at, self.convergence()) {
+            (Some(_), _) => {
+                let leader = self.active_leader().expect("converged with a leader") as usize;
+                let image = self.nodes[leader].node.as_ref().expect("leader up").image().clone();
+                let ops: Vec<AdminOp> =
+                    self.admins.iter().flat_map(|slot| slot.admin.ops.iter().cloned()).collect();
+                for anomaly in check_admin_history(&ops, &image) {
+                    if damage {
+                        observations
+                            .push(Anomaly::new(&format!("{}-after-damage", anomaly.kind), anomaly.detail));
+                    } else {
+                        anomalies.push(anomaly);
+                    }
+                }
+            }
+            (None, result) => {
+                let why = result.err().unwrap_or_else(|| "the run ended early".into());
+                let anomaly = Anomaly::new(
+                    "no-convergence",
+                    format!(
+                        "the cluster did not converge within {} ms after the chaos: {why}",
+                        self.plan.options.heal_ms
+                    ),
+                );
+                if liveness_required && !damage {
+                    anomalies.push(anomaly);
+                } else {
+                    observations.push(anomaly);
+                }
+            }
+        }
+        let acknowledged = self
+            .admins
+            .iter()
+            .flat_map(|slot| slot.admin.ops.iter())
+            .filter(|op| op.outcome == AdminOutcome::Ok)
+            .count() as u64;
+        let verdict =
+            Verdict { ok: anomalies.is_empty(), anomalies, observations, acknowledged, confirmed: 0 };
+        Outcome {
+            seed: self.plan.seed,
+            workload: crate::options::Workload::Controller,
+            trace_hash: format!("{:016x}", self.trace.hash()),
+            events: self.trace.events(),
+            sim_time_ms: self.scheduler.now().as_millis(),
+            verdict,
+            history: Default::default(),
+        }
+    }
+}
+
+/// The admin history against the converged metadata: an acknowledged create survives unless a
+/// delete of the same name could have run after it; an acknowledged delete stays deleted.
+pub fn check_admin_history(ops: &[AdminOp], image: &seedlog_core::metadata::MetadataImage) -> Vec<Anomaly> {
+    let mut anomalies = Vec::new();
+    let mut deletes: BTreeMap<&str, Vec<&AdminOp>> = BTreeMap::new();
+    for op in ops.iter().filter(|op| op.action == "delete") {
+        deletes.entry(op.topic.as_str()).or_default().push(op);
+    }
+    for op in ops.iter().filter(|op| op.outcome == AdminOutcome::Ok) {
+        let Some(id) = op.id else { continue };
+        match op.action {
+            "create" => {
+                // A delete whose completion (unknown for an indefinite one) is after this create's
+                // invocation may have removed it legitimately.
+                let excused = deletes.get(op.topic.as_str()).is_some_and(|list| {
+                    list.iter().any(|d| match d.outcome {
+                        AdminOutcome::Fail => false,
+                        AdminOutcome::Info => true,
+                        AdminOutcome::Ok => d.completed_ns >= op.invoked_ns,
+                    })
+                });
+                let present = image.topics.get(&id).is_some_and(|topic| topic.name == op.topic);
+                if !present && !excused {
+                    anomalies.push(Anomaly::new(
+                        "lost-create",
+                        format!(
+                            "topic {} (id {}) was created (acknowledged at {} ms) but is gone, with no delete after it",
+                            op.topic,
+                            super::admin::topic_id_hex(&id),
+                            op.completed_ns / 1_000_000
+                        ),
+                    ));
+                }
+            }
+            _ => {
+                if image.topics.contains_key(&id) {
+                    anomalies.push(Anomaly::new(
+                        "resurrected-topic",
+                        format!(
+                            "topic {} (id {}) was deleted (acknowledged at {} ms) but exists again",
+                            op.topic,
+                            super::admin::topic_id_hex(&id),
+                            op.completed_ns / 1_000_000
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    anomalies
+}
+
+fn summarize(message: &NodeMessage) -> String {
+    match message {
+        NodeMessage::Quorum(QuorumMessage::FetchResponse { epoch, leader, high_watermark, result }) => {
+            let result = match result {
+                FetchResult::Records { batches } => {
+                    format!("records {}B #{:016x}", batches.len(), rng::fnv1a64(batches))
+                }
+                other => format!("{other:?}"),
+            };
+            format!("fetch-response e{epoch} leader {leader:?} hw {high_watermark} {result}")
+        }
+        NodeMessage::Quorum(QuorumMessage::FetchSnapshotResponse {
+            epoch,
+            snapshot,
+            size,
+            position,
+            bytes,
+            ..
+        }) => {
+            format!(
+                "fetch-snapshot-response e{epoch} {snapshot:?} {position}+{}B of {size} #{:016x}",
+                bytes.len(),
+                rng::fnv1a64(bytes)
+            )
+        }
+        other => format!("{other:?}"),
+    }
+}
