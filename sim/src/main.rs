@@ -77,8 +77,9 @@ enum Command {
     Swarm {
         #[arg(long, default_value_t = 1000)]
         seeds: u64,
-        #[arg(long, default_value_t = 0)]
-        start: u64,
+        /// The first seed (default: 0, or the scenario's own seed).
+        #[arg(long)]
+        start: Option<u64>,
         /// Worker threads (default: the machine's cores).
         #[arg(long)]
         jobs: Option<usize>,
@@ -181,6 +182,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 Some(scenario) => Source::Scenario(scenario),
                 None => Source::Workload(choice.workload),
             };
+            let start = start.unwrap_or(scenario.as_ref().map_or(0, |scenario| scenario.seed));
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let bar = if json { ProgressBar::hidden() } else { ProgressBar::new(seeds) };
             bar.set_style(

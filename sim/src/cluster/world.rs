@@ -688,9 +688,11 @@ impl ClusterWorld {
                 match image.brokers.get(&index) {
                     Some(registration)
                         if registration.broker_epoch == broker_epoch && !registration.fenced && !fenced => {}
-                    other => return Err(format!(
+                    other => {
+                        return Err(format!(
                         "broker n{index} (epoch {broker_epoch}, fenced {fenced}) is registered as {other:?}"
-                    )),
+                    ))
+                    }
                 }
             }
         }
