@@ -32,7 +32,7 @@ fn register(broker_id: BrokerId, offset: i64) -> MetadataRecord {
 /// partition on replicas [1, 2, 3], led by 1.
 fn three_broker_image() -> MetadataImage {
     let mut image = MetadataImage::default();
-    let records = vec![
+    let records = [
         register(1, 0),
         register(2, 1),
         register(3, 2),
