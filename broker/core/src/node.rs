@@ -786,3 +786,6 @@ fn with_error(response: &ControllerResponse, error: ErrorCode) -> ControllerResp
         ControllerResponse::DeleteTopic(_) => ControllerResponse::DeleteTopic(Err(error)),
     }
 }
+
+#[cfg(test)]
+mod tests;
