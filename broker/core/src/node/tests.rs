@@ -1,0 +1,599 @@
+//! Scenario tests of whole nodes over a tiny in-test world: in-memory storage that keeps every
+//! write (no crash model: a "crash" is dropping the node and starting it again on the same files),
+//! messages delivered in order after 1 ms, syncs completing after 1 ms, and time that jumps to the
+//! next event or deadline. A node can be cut off (its messages dropped both ways) and restarted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+
+use super::*;
+use crate::env::{NoFaults, Storage};
+use crate::log::LogConfig;
+use crate::metadata::{BrokerId, TopicId};
+
+const ADMIN: NodeId = 100;
+const SESSION_MS: u64 = 1_000;
+const HEARTBEAT_MS: u64 = 200;
+
+#[derive(Default)]
+struct MemStorage {
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Storage for MemStorage {
+    fn create(&mut self, path: &str) -> Result<(), StorageError> {
+        if self.files.contains_key(path) {
+            return Err(StorageError::AlreadyExists);
+        }
+        self.files.insert(path.to_string(), Vec::new());
+        Ok(())
+    }
+
+    fn write_at(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        let file = self.files.get_mut(path).ok_or(StorageError::NotFound)?;
+        let end = offset as usize + data.len();
+        if file.len() < end {
+            file.resize(end, 0);
+        }
+        file[offset as usize..end].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn append(&mut self, path: &str, data: &[u8]) -> Result<u64, StorageError> {
+        let offset = self.len(path)?;
+        self.write_at(path, offset, data)?;
+        Ok(offset)
+    }
+
+    fn read_at(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
+        let file = self.files.get(path).ok_or(StorageError::NotFound)?;
+        let end = offset as usize + buf.len();
+        if end > file.len() {
+            return Err(StorageError::OutOfRange);
+        }
+        buf.copy_from_slice(&file[offset as usize..end]);
+        Ok(())
+    }
+
+    fn len(&mut self, path: &str) -> Result<u64, StorageError> {
+        self.files.get(path).map(|file| file.len() as u64).ok_or(StorageError::NotFound)
+    }
+
+    fn truncate(&mut self, path: &str, len: u64) -> Result<(), StorageError> {
+        let file = self.files.get_mut(path).ok_or(StorageError::NotFound)?;
+        file.resize(len as usize, 0);
+        Ok(())
+    }
+
+    fn list(&mut self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        Ok(self.files.keys().filter(|path| path.starts_with(prefix)).cloned().collect())
+    }
+
+    fn remove(&mut self, path: &str) -> Result<(), StorageError> {
+        self.files.remove(path).map(|_| ()).ok_or(StorageError::NotFound)
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), StorageError> {
+        let file = self.files.remove(from).ok_or(StorageError::NotFound)?;
+        self.files.insert(to.to_string(), file);
+        Ok(())
+    }
+}
+
+enum Event {
+    Deliver { from: NodeId, to: NodeId, message: NodeMessage },
+    SyncDone { node: NodeId, token: NodeSyncToken },
+}
+
+struct Slot {
+    config: NodeConfig,
+    node: Option<Node>,
+    storage: MemStorage,
+    rng: ChaCha8Rng,
+    /// Every entry this node applied, by offset (payload hash), across its restarts.
+    applied: BTreeMap<i64, u64>,
+    snapshots_loaded: u32,
+    shutdown_complete: bool,
+}
+
+struct World {
+    now: Time,
+    slots: BTreeMap<NodeId, Slot>,
+    events: BTreeMap<(Time, u64), Event>,
+    next_event: u64,
+    /// Nodes whose messages are dropped both ways.
+    cut_off: BTreeSet<NodeId>,
+    admin_responses: BTreeMap<u64, ControllerResponse>,
+    next_correlation_id: u64,
+    restarts: u64,
+}
+
+fn config(node_id: NodeId, controller: bool, broker: bool, snapshot_every_records: u64) -> NodeConfig {
+    NodeConfig {
+        node_id,
+        controller,
+        broker,
+        quorum: QuorumConfig {
+            node_id,
+            voters: vec![1, 2, 3],
+            election_timeout_ms: 150,
+            fetch_timeout_ms: 300,
+            fetch_interval_ms: 50,
+            request_timeout_ms: 100,
+            fetch_max_bytes: 64 * 1024,
+            log: LogConfig { segment_bytes: 2_048, ..LogConfig::default() },
+        },
+        controller_config: ControllerConfig {
+            broker_session_timeout_ms: SESSION_MS,
+            default_replication_factor: 3,
+        },
+        heartbeat_interval_ms: HEARTBEAT_MS,
+        endpoints: vec![Endpoint {
+            listener: "PLAINTEXT".into(),
+            host: format!("node{node_id}"),
+            port: 9092,
+        }],
+        snapshot_every_records,
+    }
+}
+
+impl World {
+    /// Nodes 1, 2, 3 combined (controller + broker), node 4 broker only.
+    fn new(snapshot_every_records: u64) -> World {
+        let mut world = World {
+            now: Time::ZERO,
+            slots: BTreeMap::new(),
+            events: BTreeMap::new(),
+            next_event: 0,
+            cut_off: BTreeSet::new(),
+            admin_responses: BTreeMap::new(),
+            next_correlation_id: 0,
+            restarts: 0,
+        };
+        for node_id in 1..=4 {
+            let slot = Slot {
+                config: config(node_id, node_id <= 3, true, snapshot_every_records),
+                node: None,
+                storage: MemStorage::default(),
+                rng: ChaCha8Rng::seed_from_u64(u64::from(node_id)),
+                applied: BTreeMap::new(),
+                snapshots_loaded: 0,
+                shutdown_complete: false,
+            };
+            world.slots.insert(node_id, slot);
+            world.start(node_id);
+        }
+        world
+    }
+
+    fn node(&self, node_id: NodeId) -> &Node {
+        self.slots[&node_id].node.as_ref().expect("node is running")
+    }
+
+    fn running(&self) -> impl Iterator<Item = (&NodeId, &Node)> {
+        self.slots.iter().filter_map(|(id, slot)| slot.node.as_ref().map(|node| (id, node)))
+    }
+
+    fn start(&mut self, node_id: NodeId) {
+        let now = self.now;
+        let slot = self.slots.get_mut(&node_id).unwrap();
+        let mut faults = NoFaults;
+        let mut env = Env {
+            now,
+            wall_clock_ms: now.as_millis() as i64,
+            storage: &mut slot.storage,
+            rng: &mut slot.rng,
+            faults: &mut faults,
+        };
+        let node = Node::start(&mut env, slot.config.clone()).expect("node starts");
+        slot.node = Some(node);
+        slot.shutdown_complete = false;
+        self.after_input(node_id);
+    }
+
+    /// A crash: the node is gone (its storage stays); a restart draws a new incarnation.
+    fn stop(&mut self, node_id: NodeId) {
+        self.slots.get_mut(&node_id).unwrap().node = None;
+    }
+
+    fn restart(&mut self, node_id: NodeId) {
+        self.restarts += 1;
+        let slot = self.slots.get_mut(&node_id).unwrap();
+        slot.rng = ChaCha8Rng::seed_from_u64(1_000 * self.restarts + u64::from(node_id));
+        self.start(node_id);
+    }
+
+    fn with_node(&mut self, node_id: NodeId, input: impl FnOnce(&mut Node, &mut Env<'_>)) {
+        let now = self.now;
+        let Some(slot) = self.slots.get_mut(&node_id) else { return };
+        let Some(node) = slot.node.as_mut() else { return };
+        let mut faults = NoFaults;
+        let mut env = Env {
+            now,
+            wall_clock_ms: now.as_millis() as i64,
+            storage: &mut slot.storage,
+            rng: &mut slot.rng,
+            faults: &mut faults,
+        };
+        input(node, &mut env);
+        self.after_input(node_id);
+    }
+
+    fn schedule(&mut self, at: Time, event: Event) {
+        self.events.insert((at, self.next_event), event);
+        self.next_event += 1;
+    }
+
+    /// Drains the node's effects and applied entries, checking that nodes agree on every offset.
+    fn after_input(&mut self, node_id: NodeId) {
+        let now = self.now;
+        let mut outgoing = Vec::new();
+        let slot = self.slots.get_mut(&node_id).unwrap();
+        let Some(node) = slot.node.as_mut() else { return };
+        while let Some(effect) = node.poll_effect() {
+            match effect {
+                NodeEffect::Send { to, message } => {
+                    outgoing.push(Event::Deliver { from: node_id, to, message })
+                }
+                NodeEffect::Sync { token, .. } => outgoing.push(Event::SyncDone { node: node_id, token }),
+                NodeEffect::Halt { reason } => panic!("node {node_id} halted at {now}: {reason}"),
+                NodeEffect::ShutdownComplete => slot.shutdown_complete = true,
+            }
+        }
+        for applied in node.take_applied() {
+            match applied {
+                Applied::Entry { offset, payload_hash, .. } => {
+                    slot.applied.insert(offset, payload_hash);
+                }
+                Applied::Snapshot { .. } => slot.snapshots_loaded += 1,
+            }
+        }
+        if slot.shutdown_complete {
+            slot.node = None;
+        }
+        for event in outgoing {
+            self.schedule(now.plus_millis(1), event);
+        }
+        self.check_agreement();
+    }
+
+    /// Every applied offset has one payload across the cluster.
+    fn check_agreement(&self) {
+        let mut seen: BTreeMap<i64, (NodeId, u64)> = BTreeMap::new();
+        for (node_id, slot) in &self.slots {
+            for (offset, hash) in &slot.applied {
+                let (first_node, first_hash) = *seen.entry(*offset).or_insert((*node_id, *hash));
+                assert_eq!(
+                    first_hash, *hash,
+                    "nodes {first_node} and {node_id} applied different entries at {offset}"
+                );
+            }
+        }
+    }
+
+    fn next_time(&self) -> Option<Time> {
+        let event = self.events.keys().next().map(|(at, _)| *at);
+        let deadline = self.running().filter_map(|(_, node)| node.next_deadline()).min();
+        [event, deadline].into_iter().flatten().min()
+    }
+
+    /// Runs one instant: every event due, then every timer due.
+    fn step(&mut self) -> bool {
+        let Some(at) = self.next_time() else { return false };
+        assert!(at >= self.now, "time went backwards: {at} < {}", self.now);
+        self.now = at;
+        while let Some(entry) = self.events.first_entry() {
+            if entry.key().0 > self.now {
+                break;
+            }
+            match entry.remove() {
+                Event::Deliver { from, to, message } => {
+                    if self.cut_off.contains(&from) || self.cut_off.contains(&to) {
+                        continue;
+                    }
+                    if to == ADMIN {
+                        if let NodeMessage::ControllerResponse { correlation_id, response } = message {
+                            self.admin_responses.insert(correlation_id, response);
+                        }
+                        continue;
+                    }
+                    self.with_node(to, |node, env| node.handle_message(env, from, message));
+                }
+                Event::SyncDone { node, token } => {
+                    self.with_node(node, |node, env| node.handle_sync_complete(env, token, Ok(())));
+                }
+            }
+        }
+        let due: Vec<NodeId> = self
+            .running()
+            .filter(|(_, node)| node.next_deadline().is_some_and(|deadline| deadline <= self.now))
+            .map(|(id, _)| *id)
+            .collect();
+        for node_id in due {
+            self.with_node(node_id, |node, env| node.handle_timer(env));
+        }
+        true
+    }
+
+    /// Runs until `done` holds (checked after every instant) or `limit_ms` of simulated time pass.
+    fn run_until(&mut self, limit_ms: u64, what: &str, done: impl Fn(&World) -> bool) {
+        let limit = self.now.plus_millis(limit_ms);
+        let mut steps = 0u64;
+        while !done(self) {
+            assert!(self.now <= limit, "not within {limit_ms} ms: {what} (now {})", self.now);
+            assert!(self.step(), "nothing left to run: {what}");
+            steps += 1;
+            assert!(steps < 1_000_000, "step bound: {what}");
+        }
+    }
+
+    fn run_for(&mut self, ms: u64) {
+        let until = self.now.plus_millis(ms);
+        while self.next_time().is_some_and(|at| at <= until) {
+            self.step();
+        }
+        self.now = until;
+    }
+
+    fn active_controller(&self) -> Option<NodeId> {
+        let active: Vec<NodeId> =
+            self.running().filter(|(_, node)| node.is_active_controller()).map(|(id, _)| *id).collect();
+        assert!(active.len() <= 1, "two active controllers: {active:?}");
+        active.first().copied()
+    }
+
+    /// Whether every running node's committed image shows these brokers unfenced.
+    fn all_unfenced(&self, brokers: &[BrokerId]) -> bool {
+        self.running().all(|(_, node)| {
+            brokers.iter().all(|broker| node.image().brokers.get(broker).is_some_and(|r| !r.fenced))
+        }) && brokers.iter().all(|broker| {
+            self.slots[broker]
+                .node
+                .as_ref()
+                .is_none_or(|node| node.broker_state().is_some_and(|(_, fenced)| !fenced))
+        })
+    }
+
+    /// An admin request, sent to `to`; returns its correlation id.
+    fn admin(&mut self, to: NodeId, request: ControllerRequest) -> u64 {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id += 1;
+        let message = NodeMessage::ControllerRequest { correlation_id, request };
+        self.schedule(self.now.plus_millis(1), Event::Deliver { from: ADMIN, to, message });
+        correlation_id
+    }
+
+    /// Sends the request to the active controller and waits for its answer.
+    fn admin_call(&mut self, request: ControllerRequest) -> ControllerResponse {
+        self.run_until(5_000, "an active controller", |world| world.active_controller().is_some());
+        let controller = self.active_controller().unwrap();
+        let correlation_id = self.admin(controller, request);
+        self.run_until(5_000, "the admin answer", |world| {
+            world.admin_responses.contains_key(&correlation_id)
+        });
+        self.admin_responses.remove(&correlation_id).unwrap()
+    }
+
+    fn create_topic(&mut self, name: &str, partitions: u32, replication_factor: u16) -> TopicId {
+        let request = ControllerRequest::CreateTopic {
+            name: name.into(),
+            partitions,
+            replication_factor,
+            configs: BTreeMap::new(),
+        };
+        match self.admin_call(request) {
+            ControllerResponse::CreateTopic(Ok(topic_id)) => topic_id,
+            other => panic!("create {name}: {other:?}"),
+        }
+    }
+
+    /// Runs until every running node's committed image equals the active controller's.
+    fn converge(&mut self) {
+        self.run_until(5_000, "images converge", |world| {
+            let mut images = world.running().map(|(_, node)| node.image());
+            let Some(first) = images.next() else { return true };
+            images.all(|image| image == first)
+                && world
+                    .running()
+                    .all(|(_, node)| node.controller_image().is_none_or(|latest| latest == first))
+        });
+    }
+}
+
+fn started_cluster(snapshot_every_records: u64) -> World {
+    let mut world = World::new(snapshot_every_records);
+    world
+        .run_until(10_000, "every broker registered and unfenced", |world| world.all_unfenced(&[1, 2, 3, 4]));
+    world
+}
+
+#[test]
+fn a_cluster_elects_a_controller_and_unfences_every_broker() {
+    let world = started_cluster(0);
+    let controller = world.active_controller().expect("an active controller");
+    assert_eq!(world.node(controller).quorum().role(), QuorumRole::Leader);
+    for node_id in 1..=4 {
+        let node = world.node(node_id);
+        let (broker_epoch, _) = node.broker_state().unwrap();
+        let registration = &node.image().brokers[&node_id];
+        assert_eq!(registration.broker_epoch, broker_epoch);
+        assert_eq!(registration.incarnation_id, node.incarnation_id().unwrap());
+        assert_eq!(node.quorum().is_voter(), node_id <= 3);
+    }
+}
+
+#[test]
+fn requests_to_a_node_that_is_not_the_active_controller_get_not_controller() {
+    let mut world = started_cluster(0);
+    let controller = world.active_controller().unwrap();
+    let follower = (1..=4).find(|id| *id != controller).unwrap();
+    let correlation_id = world.admin(follower, ControllerRequest::DeleteTopic { name: "nope".into() });
+    world.run_until(1_000, "an answer", |world| world.admin_responses.contains_key(&correlation_id));
+    assert_eq!(
+        world.admin_responses[&correlation_id],
+        ControllerResponse::DeleteTopic(Err(ErrorCode::NotController))
+    );
+    assert_eq!(
+        world.admin_call(ControllerRequest::DeleteTopic { name: "nope".into() }),
+        ControllerResponse::DeleteTopic(Err(ErrorCode::UnknownTopicOrPartition))
+    );
+}
+
+#[test]
+fn create_topic_spreads_replicas_and_leaders_and_every_node_applies_it() {
+    let mut world = started_cluster(0);
+    let topic_id = world.create_topic("events", 8, 3);
+    world.converge();
+    let image = world.node(1).image();
+    assert_eq!(image.topics_by_name["events"], topic_id);
+    let mut leaders = BTreeMap::<BrokerId, u32>::new();
+    for state in image.topics[&topic_id].partitions.values() {
+        assert_eq!(state.replicas.len(), 3);
+        *leaders.entry(state.leader.unwrap()).or_default() += 1;
+    }
+    assert_eq!(leaders, BTreeMap::from([(1, 2), (2, 2), (3, 2), (4, 2)]));
+    // Deleting it goes through the log as well.
+    let deleted = world.admin_call(ControllerRequest::DeleteTopic { name: "events".into() });
+    assert_eq!(deleted, ControllerResponse::DeleteTopic(Ok(topic_id)));
+    world.converge();
+    assert!(world.node(4).image().topics.is_empty());
+}
+
+#[test]
+fn a_silent_broker_is_fenced_and_its_leaderships_move_then_it_comes_back() {
+    let mut world = started_cluster(0);
+    let topic_id = world.create_topic("events", 8, 3);
+    world.converge();
+    let before = world.node(1).image().topics[&topic_id].partitions.clone();
+    let (old_epoch, _) = world.node(4).broker_state().unwrap();
+
+    world.cut_off.insert(4);
+    world.stop(4);
+    world.run_until(SESSION_MS + 2_000, "broker 4 fenced everywhere", |world| {
+        world.running().all(|(_, node)| node.image().brokers[&4].fenced)
+    });
+    world.converge();
+    let after = &world.node(1).image().topics[&topic_id].partitions;
+    for (partition, state) in after {
+        let old = &before[partition];
+        assert_ne!(state.leader, Some(4));
+        assert!(!state.isr.contains(&4), "{state:?}");
+        if old.leader == Some(4) {
+            assert!(state.leader.is_some());
+            assert_eq!(state.leader_epoch, old.leader_epoch + 1, "a new leader bumps the leader epoch");
+        } else {
+            assert_eq!((state.leader, state.leader_epoch), (old.leader, old.leader_epoch));
+        }
+    }
+
+    world.cut_off.remove(&4);
+    world.restart(4);
+    world.run_until(5_000, "broker 4 back and unfenced", |world| world.all_unfenced(&[4]));
+    let (new_epoch, _) = world.node(4).broker_state().unwrap();
+    assert!(new_epoch > old_epoch, "a restarted broker gets a larger epoch");
+    world.converge();
+    assert_eq!(world.node(1).image().brokers[&4].incarnation_id, world.node(4).incarnation_id().unwrap());
+}
+
+#[test]
+fn a_restarted_broker_waits_for_its_old_lease_before_registering_again() {
+    let mut world = started_cluster(0);
+    let (old_epoch, _) = world.node(4).broker_state().unwrap();
+    let restarted_at = world.now;
+    world.restart(4); // at once: the old incarnation's lease is still live
+    world.run_until(SESSION_MS + 3_000, "broker 4 registered anew", |world| {
+        world.slots[&4]
+            .node
+            .as_ref()
+            .unwrap()
+            .broker_state()
+            .is_some_and(|(epoch, fenced)| epoch > old_epoch && !fenced)
+    });
+    assert!(world.now.since(restarted_at) >= Time::from_millis(SESSION_MS - HEARTBEAT_MS).as_nanos());
+}
+
+#[test]
+fn controlled_shutdown_moves_leadership_away_before_it_completes() {
+    let mut world = started_cluster(0);
+    let topic_id = world.create_topic("events", 8, 3);
+    world.converge();
+    let started = world.now;
+    world.with_node(4, |node, env| node.begin_shutdown(env));
+    world.run_until(CONTROLLED_SHUTDOWN_TIMEOUT_MS, "broker 4 shut down", |world| {
+        world.slots[&4].node.is_none()
+    });
+    assert!(world.slots[&4].shutdown_complete);
+    assert!(
+        world.now.since(started) < Time::from_millis(CONTROLLED_SHUTDOWN_TIMEOUT_MS).as_nanos(),
+        "acknowledged, not timed out"
+    );
+    world.converge();
+    let image = world.node(1).image();
+    assert!(image.brokers[&4].in_controlled_shutdown);
+    for state in image.topics[&topic_id].partitions.values() {
+        assert_ne!(state.leader, Some(4));
+        assert!(!state.isr.contains(&4));
+        assert!(state.leader.is_some());
+    }
+}
+
+#[test]
+fn the_active_controller_shuts_down_and_another_takes_over() {
+    let mut world = started_cluster(0);
+    let topic_id = world.create_topic("events", 6, 3);
+    world.converge();
+    let controller = world.active_controller().unwrap();
+    world.with_node(controller, |node, env| node.begin_shutdown(env));
+    world.run_until(CONTROLLED_SHUTDOWN_TIMEOUT_MS, "the controller shut down", |world| {
+        world.slots[&controller].node.is_none()
+    });
+    world.run_until(3_000, "another active controller", |world| world.active_controller().is_some());
+    assert_ne!(world.active_controller(), Some(controller));
+    world.converge();
+    for state in world.node(4).image().topics[&topic_id].partitions.values() {
+        assert_ne!(state.leader, Some(controller));
+    }
+    // The new controller serves requests.
+    world.create_topic("more", 2, 2);
+}
+
+#[test]
+fn snapshots_are_taken_and_a_restarted_node_loads_its_snapshot() {
+    let mut world = started_cluster(5);
+    for index in 0..6 {
+        world.create_topic(&format!("topic-{index}"), 2, 2);
+    }
+    world.converge();
+    let expected = world.node(2).image().clone();
+    world.run_until(2_000, "every node snapshotted", |world| {
+        world.running().all(|(_, node)| node.quorum().latest_snapshot().is_some())
+    });
+    let follower = (1..=3).find(|id| Some(*id) != world.active_controller()).unwrap();
+    let snapshot = world.node(follower).quorum().latest_snapshot().unwrap();
+    world.stop(follower);
+    world.restart(follower);
+    assert_eq!(world.slots[&follower].snapshots_loaded, 1, "the restart loaded its snapshot");
+    assert!(world.node(follower).image().end_offset >= snapshot.end_offset);
+    world.converge();
+    assert_eq!(world.node(follower).image(), world.node(world.active_controller().unwrap()).image());
+    assert!(world.node(follower).image().end_offset >= expected.end_offset);
+    assert_eq!(world.node(follower).image().topics_by_name.len(), 6);
+}
+
+#[test]
+fn a_short_silence_is_retried_and_never_fences_the_broker() {
+    let mut world = started_cluster(0);
+    let (epoch, _) = world.node(4).broker_state().unwrap();
+    world.cut_off.insert(4);
+    world.run_for(SESSION_MS / 2);
+    world.cut_off.remove(&4);
+    let until = world.now.plus_millis(2 * SESSION_MS);
+    while world.now < until && world.step() {
+        for (_, node) in world.running() {
+            assert!(!node.image().brokers[&4].fenced, "fenced after a silence shorter than the session");
+        }
+    }
+    assert_eq!(world.node(4).broker_state(), Some((epoch, false)));
+}
