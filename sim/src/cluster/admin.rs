@@ -2,8 +2,9 @@
 //! would, against whichever node it believes is the active controller.
 //!
 //! One request at a time. NOT_CONTROLLER moves it to the next node (round robin) after a short
-//! backoff and retries the same request; a timeout records the operation as indefinite (`info`) and
-//! moves on — a create that timed out may or may not have happened, and the checker allows both.
+//! backoff and retries the same request (a definite error after such a retry is recorded as
+//! indefinite: the first attempt may have committed); a timeout records the operation as
+//! indefinite (`info`) and moves on — a create that timed out may or may not have happened, and the checker allows both.
 //! Every operation goes into the admin history, which the checker judges at the end: an
 //! acknowledged create must survive unless a delete of that name was invoked after it; an
 //! acknowledged delete must not come undone.
@@ -54,6 +55,10 @@ struct Pending {
     correlation_id: u64,
     request: ControllerRequest,
     invoked: Time,
+    /// An earlier attempt was answered NOT_CONTROLLER: a controller that lost its leadership
+    /// answers so even for a request whose records may still commit, so a later definite failure
+    /// (TOPIC_ALREADY_EXISTS for a create that did happen) is not definite any more.
+    ambiguous: bool,
     /// `None` while waiting for the backoff before a retry.
     deadline: Option<Time>,
 }
@@ -160,8 +165,13 @@ impl Admin {
             ControllerRequest::DeleteTopic { name }
         };
         self.next_correlation_id += 1;
-        self.pending =
-            Some(Pending { correlation_id: self.next_correlation_id, request, invoked: now, deadline: None });
+        self.pending = Some(Pending {
+            correlation_id: self.next_correlation_id,
+            request,
+            invoked: now,
+            ambiguous: false,
+            deadline: None,
+        });
         self.send_pending(now)
     }
 
@@ -192,6 +202,7 @@ impl Admin {
                 self.target = (self.target + 1) % self.targets.len();
                 let pending = self.pending.as_mut().expect("pending");
                 pending.deadline = None;
+                pending.ambiguous = true;
                 self.alarm = Some(now.plus_millis(RETRY_BACKOFF_MS));
             }
             Ok(id) => {
@@ -200,7 +211,8 @@ impl Admin {
             }
             Err(code) => {
                 let pending = self.pending.take().expect("pending");
-                self.complete(now, pending, AdminOutcome::Fail, None, Some(code.name().to_string()));
+                let outcome = if pending.ambiguous { AdminOutcome::Info } else { AdminOutcome::Fail };
+                self.complete(now, pending, outcome, None, Some(code.name().to_string()));
             }
         }
     }
