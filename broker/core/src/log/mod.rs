@@ -592,7 +592,8 @@ impl PartitionLog {
         for base_offset in newest_first {
             delete_segment_files(env.storage, &self.dir, base_offset)?;
         }
-        let indexes_created = create_segment_files(env.storage, &self.dir, offset).map_err(LogError::Storage)?;
+        let indexes_created =
+            create_segment_files(env.storage, &self.dir, offset).map_err(LogError::Storage)?;
         let mut segment = Segment::new(offset);
         segment.index_files_stale = !indexes_created;
         self.segments = BTreeMap::from([(offset, segment)]);

@@ -685,7 +685,10 @@ fn reset_to_starts_an_empty_log_at_any_offset_and_it_reopens_there() {
     let pending = log.sync_request().expect("appended data is unsynced");
     let target = log.log_end_offset() + 1_000;
     log.reset_to(&mut world.env(), target).unwrap();
-    assert_eq!((log.log_start_offset(), log.log_end_offset(), log.durable_offset()), (target, target, target));
+    assert_eq!(
+        (log.log_start_offset(), log.log_end_offset(), log.durable_offset()),
+        (target, target, target)
+    );
     assert_eq!(segment_paths(&world), vec![log_path(DIR, target)]);
     log.on_sync_complete(pending.up_to_offset);
     assert_eq!(log.durable_offset(), target, "a sync of the old log does not count in the new one");
