@@ -106,6 +106,8 @@ struct World {
     /// Nodes whose messages are dropped both ways.
     cut_off: BTreeSet<NodeId>,
     admin_responses: BTreeMap<u64, ControllerResponse>,
+    /// The committed image of the answering node when each admin answer arrived.
+    admin_answer_images: BTreeMap<u64, MetadataImage>,
     next_correlation_id: u64,
     restarts: u64,
 }
@@ -149,6 +151,7 @@ impl World {
             next_event: 0,
             cut_off: BTreeSet::new(),
             admin_responses: BTreeMap::new(),
+            admin_answer_images: BTreeMap::new(),
             next_correlation_id: 0,
             restarts: 0,
         };
@@ -250,6 +253,24 @@ impl World {
                 Applied::Snapshot { .. } => slot.snapshots_loaded += 1,
             }
         }
+        if node.is_active_controller() {
+            // KRaft's rule: a controller decides only over an image holding every earlier epoch.
+            let quorum = node.quorum();
+            let earlier_uncommitted = quorum
+                .entries()
+                .iter()
+                .any(|entry| entry.epoch < quorum.epoch() && entry.offset >= quorum.high_watermark());
+            assert!(!earlier_uncommitted, "node {node_id} is the active controller over an incomplete image");
+            let epoch_start_committed = quorum
+                .entries()
+                .iter()
+                .any(|entry| entry.epoch == quorum.epoch() && entry.offset < quorum.high_watermark());
+            assert!(
+                epoch_start_committed,
+                "node {node_id} activated before its epoch's first entry committed"
+            );
+            assert!(node.image().end_offset <= quorum.high_watermark());
+        }
         if slot.shutdown_complete {
             slot.node = None;
         }
@@ -296,6 +317,9 @@ impl World {
                     if to == ADMIN {
                         if let NodeMessage::ControllerResponse { correlation_id, response } = message {
                             self.admin_responses.insert(correlation_id, response);
+                            if let Some(node) = self.slots.get(&from).and_then(|slot| slot.node.as_ref()) {
+                                self.admin_answer_images.insert(correlation_id, node.image().clone());
+                            }
                         }
                         continue;
                     }
@@ -383,10 +407,15 @@ impl World {
             replication_factor,
             configs: BTreeMap::new(),
         };
-        match self.admin_call(request) {
+        let correlation_id = self.next_correlation_id;
+        let topic_id = match self.admin_call(request) {
             ControllerResponse::CreateTopic(Ok(topic_id)) => topic_id,
             other => panic!("create {name}: {other:?}"),
-        }
+        };
+        // Answered only once committed: the controller had applied the topic when it answered.
+        let image = &self.admin_answer_images[&correlation_id];
+        assert_eq!(image.topics_by_name.get(name), Some(&topic_id), "answered before the topic committed");
+        topic_id
     }
 
     /// Runs until every running node's committed image equals the active controller's.
