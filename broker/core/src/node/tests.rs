@@ -626,3 +626,51 @@ fn a_short_silence_is_retried_and_never_fences_the_broker() {
     }
     assert_eq!(world.node(4).broker_state(), Some((epoch, false)));
 }
+
+#[test]
+fn the_active_controller_crashes_and_the_next_one_fences_it_and_takes_it_back() {
+    let mut world = started_cluster(0);
+    let topic_id = world.create_topic("events", 6, 3);
+    world.converge();
+    let crashed = world.active_controller().unwrap();
+    let (old_epoch, _) = world.node(crashed).broker_state().unwrap();
+    world.cut_off.insert(crashed);
+    world.stop(crashed);
+    world.run_until(3_000, "a new active controller", |world| world.active_controller().is_some());
+    // The new controller gives every broker a fresh lease, then fences the crashed one.
+    world.run_until(SESSION_MS + 2_000, "the crashed node fenced", |world| {
+        world.running().all(|(_, node)| node.image().brokers[&crashed].fenced)
+    });
+    world.converge();
+    for state in world.node(4).image().topics[&topic_id].partitions.values() {
+        assert_ne!(state.leader, Some(crashed));
+        assert!(state.leader.is_some(), "two of three replicas are alive: {state:?}");
+    }
+    let survivors: Vec<BrokerId> = (1..=4).filter(|id| *id != crashed).collect();
+    assert!(world.all_unfenced(&survivors), "the failover fenced nobody else");
+
+    world.cut_off.remove(&crashed);
+    world.restart(crashed);
+    world.run_until(5_000, "the crashed node back", |world| world.all_unfenced(&[crashed]));
+    assert!(world.node(crashed).broker_state().unwrap().0 > old_epoch);
+    world.converge();
+}
+
+#[test]
+fn the_same_seeds_give_the_same_metadata_log() {
+    let run = || {
+        let mut world = started_cluster(4);
+        world.create_topic("a", 3, 2);
+        world.cut_off.insert(2);
+        world.run_for(2 * SESSION_MS);
+        world.cut_off.remove(&2);
+        world.create_topic("b", 2, 3);
+        world.converge();
+        let applied: Vec<BTreeMap<i64, u64>> =
+            world.slots.values().map(|slot| slot.applied.clone()).collect();
+        (applied, world.node(1).image().hash(), world.now)
+    };
+    let first = run();
+    assert!(first.0[0].len() > 10, "the scenario wrote a log");
+    assert_eq!(first, run());
+}
