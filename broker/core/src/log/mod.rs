@@ -561,6 +561,53 @@ impl PartitionLog {
         Ok(RetentionReport { deleted_segments, log_start_offset: self.log_start_offset() })
     }
 
+    /// Deletes whole segments that lie wholly below `offset` (every offset they hold is smaller),
+    /// oldest first: what a snapshot covering everything below `offset` makes redundant. Never the
+    /// active segment, and never one reaching past the durable offset (as retention). Deletion is
+    /// durable on return and advances `log_start_offset`. Returns the deleted segments' base offsets.
+    pub fn delete_segments_below(&mut self, env: &mut Env<'_>, offset: i64) -> Result<Vec<i64>, LogError> {
+        self.assert_open();
+        let mut deleted_segments = Vec::new();
+        while let Some(oldest) = self.deletable_oldest() {
+            if oldest.next_offset > offset {
+                break;
+            }
+            deleted_segments.push(self.delete_oldest(env)?);
+        }
+        self.check_invariants();
+        Ok(deleted_segments)
+    }
+
+    /// Replaces the whole log with an empty one whose first offset is `offset` (which may lie
+    /// before, inside or after the current log): what installing a snapshot from elsewhere does.
+    /// Every segment is deleted, newest first, so a crash part-way leaves a prefix of the old log;
+    /// only then is the new empty segment created (so a crash before that leaves an empty
+    /// directory, which opens as an empty log at offset 0). Everything is durable on return: the
+    /// new log is durable up to `offset`, and a sync requested earlier completes as a no-op.
+    /// On an error the log MUST NOT be used again (some of its segments may be gone).
+    pub fn reset_to(&mut self, env: &mut Env<'_>, offset: i64) -> Result<(), LogError> {
+        self.assert_open();
+        assert!(offset >= 0, "offsets are never negative");
+        let newest_first: Vec<i64> = self.segments.keys().rev().copied().collect();
+        for base_offset in newest_first {
+            delete_segment_files(env.storage, &self.dir, base_offset)?;
+        }
+        let indexes_created =
+            create_segment_files(env.storage, &self.dir, offset).map_err(LogError::Storage)?;
+        let mut segment = Segment::new(offset);
+        segment.index_files_stale = !indexes_created;
+        self.segments = BTreeMap::from([(offset, segment)]);
+        self.size_bytes = 0;
+        self.unsynced_segments.clear();
+        self.unsynced_indexes.clear();
+        self.durable_offset = offset;
+        for pending in &mut self.pending_syncs {
+            pending.durable_up_to_offset = pending.durable_up_to_offset.min(offset);
+        }
+        self.check_invariants();
+        Ok(())
+    }
+
     /// The segment files written since the previous request (rolled and truncated ones included),
     /// with the log end offset now; `None` if nothing is unsynced. The driver MUST sync every file
     /// as it is now and then call [`PartitionLog::on_sync_complete`] with `up_to_offset`.

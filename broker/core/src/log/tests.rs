@@ -652,6 +652,61 @@ fn retention_by_size_deletes_oldest_segments_but_never_the_active_one_nor_undura
 }
 
 #[test]
+fn delete_segments_below_removes_only_whole_durable_segments_below_the_offset() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&small_config());
+    let expected = fill(&mut world, &mut log, 80);
+    let bases = log.segment_base_offsets();
+    assert!(bases.len() >= 4);
+    let cut = bases[2] + 1; // inside the third segment: the first two go, the third stays
+    assert!(log.delete_segments_below(&mut world.env(), cut).unwrap().is_empty(), "nothing durable yet");
+    sync_all(&mut log);
+    let deleted = log.delete_segments_below(&mut world.env(), cut).unwrap();
+    assert_eq!(deleted, bases[..2].to_vec());
+    assert_eq!(log.log_start_offset(), bases[2]);
+    let kept: Vec<_> = expected.iter().filter(|record| record.offset >= bases[2]).cloned().collect();
+    assert_eq!(read_all(&mut world, &log, bases[2], 1 << 20), kept);
+    // Everything below the end: every segment but the active one.
+    let end = log.log_end_offset();
+    log.delete_segments_below(&mut world.env(), end).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    assert_eq!(log.log_end_offset(), end);
+    log.verify(&mut world.env()).unwrap();
+    drop(log);
+    let (log, _) = world.open(&small_config());
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (*bases.last().unwrap(), end));
+}
+
+#[test]
+fn reset_to_starts_an_empty_log_at_any_offset_and_it_reopens_there() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&small_config());
+    fill(&mut world, &mut log, 40);
+    let pending = log.sync_request().expect("appended data is unsynced");
+    let target = log.log_end_offset() + 1_000;
+    log.reset_to(&mut world.env(), target).unwrap();
+    assert_eq!(
+        (log.log_start_offset(), log.log_end_offset(), log.durable_offset()),
+        (target, target, target)
+    );
+    assert_eq!(segment_paths(&world), vec![log_path(DIR, target)]);
+    log.on_sync_complete(pending.up_to_offset);
+    assert_eq!(log.durable_offset(), target, "a sync of the old log does not count in the new one");
+    let info = log.append(&mut world.env(), &batch(1, 2, 5_000)).unwrap();
+    assert_eq!(info.base_offset, target);
+    log.verify(&mut world.env()).unwrap();
+    drop(log);
+    let (mut log, _) = world.open(&small_config());
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (target, target + 2));
+    assert_eq!(read_all(&mut world, &log, target, 1 << 20).len(), 2);
+    // Back to an offset below the current start, too.
+    log.reset_to(&mut world.env(), 7).unwrap();
+    drop(log);
+    let (log, _) = world.open(&small_config());
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (7, 7));
+}
+
+#[test]
 fn retention_smaller_than_the_active_segment_keeps_the_active_segment() {
     let mut world = World::new();
     let (mut log, _) = world.open(&LogConfig { retention_bytes: Some(1), ..small_config() });

@@ -106,6 +106,8 @@ struct World {
     /// Nodes whose messages are dropped both ways.
     cut_off: BTreeSet<NodeId>,
     admin_responses: BTreeMap<u64, ControllerResponse>,
+    /// The committed image of the answering node when each admin answer arrived.
+    admin_answer_images: BTreeMap<u64, MetadataImage>,
     next_correlation_id: u64,
     restarts: u64,
 }
@@ -149,6 +151,7 @@ impl World {
             next_event: 0,
             cut_off: BTreeSet::new(),
             admin_responses: BTreeMap::new(),
+            admin_answer_images: BTreeMap::new(),
             next_correlation_id: 0,
             restarts: 0,
         };
@@ -250,6 +253,24 @@ impl World {
                 Applied::Snapshot { .. } => slot.snapshots_loaded += 1,
             }
         }
+        if node.is_active_controller() {
+            // KRaft's rule: a controller decides only over an image holding every earlier epoch.
+            let quorum = node.quorum();
+            let earlier_uncommitted = quorum
+                .entries()
+                .iter()
+                .any(|entry| entry.epoch < quorum.epoch() && entry.offset >= quorum.high_watermark());
+            assert!(!earlier_uncommitted, "node {node_id} is the active controller over an incomplete image");
+            let epoch_start_committed = quorum
+                .entries()
+                .iter()
+                .any(|entry| entry.epoch == quorum.epoch() && entry.offset < quorum.high_watermark());
+            assert!(
+                epoch_start_committed,
+                "node {node_id} activated before its epoch's first entry committed"
+            );
+            assert!(node.image().end_offset <= quorum.high_watermark());
+        }
         if slot.shutdown_complete {
             slot.node = None;
         }
@@ -296,6 +317,9 @@ impl World {
                     if to == ADMIN {
                         if let NodeMessage::ControllerResponse { correlation_id, response } = message {
                             self.admin_responses.insert(correlation_id, response);
+                            if let Some(node) = self.slots.get(&from).and_then(|slot| slot.node.as_ref()) {
+                                self.admin_answer_images.insert(correlation_id, node.image().clone());
+                            }
                         }
                         continue;
                     }
@@ -383,10 +407,15 @@ impl World {
             replication_factor,
             configs: BTreeMap::new(),
         };
-        match self.admin_call(request) {
+        let correlation_id = self.next_correlation_id;
+        let topic_id = match self.admin_call(request) {
             ControllerResponse::CreateTopic(Ok(topic_id)) => topic_id,
             other => panic!("create {name}: {other:?}"),
-        }
+        };
+        // Answered only once committed: the controller had applied the topic when it answered.
+        let image = &self.admin_answer_images[&correlation_id];
+        assert_eq!(image.topics_by_name.get(name), Some(&topic_id), "answered before the topic committed");
+        topic_id
     }
 
     /// Runs until every running node's committed image equals the active controller's.
@@ -596,4 +625,52 @@ fn a_short_silence_is_retried_and_never_fences_the_broker() {
         }
     }
     assert_eq!(world.node(4).broker_state(), Some((epoch, false)));
+}
+
+#[test]
+fn the_active_controller_crashes_and_the_next_one_fences_it_and_takes_it_back() {
+    let mut world = started_cluster(0);
+    let topic_id = world.create_topic("events", 6, 3);
+    world.converge();
+    let crashed = world.active_controller().unwrap();
+    let (old_epoch, _) = world.node(crashed).broker_state().unwrap();
+    world.cut_off.insert(crashed);
+    world.stop(crashed);
+    world.run_until(3_000, "a new active controller", |world| world.active_controller().is_some());
+    // The new controller gives every broker a fresh lease, then fences the crashed one.
+    world.run_until(SESSION_MS + 2_000, "the crashed node fenced", |world| {
+        world.running().all(|(_, node)| node.image().brokers[&crashed].fenced)
+    });
+    world.converge();
+    for state in world.node(4).image().topics[&topic_id].partitions.values() {
+        assert_ne!(state.leader, Some(crashed));
+        assert!(state.leader.is_some(), "two of three replicas are alive: {state:?}");
+    }
+    let survivors: Vec<BrokerId> = (1..=4).filter(|id| *id != crashed).collect();
+    assert!(world.all_unfenced(&survivors), "the failover fenced nobody else");
+
+    world.cut_off.remove(&crashed);
+    world.restart(crashed);
+    world.run_until(5_000, "the crashed node back", |world| world.all_unfenced(&[crashed]));
+    assert!(world.node(crashed).broker_state().unwrap().0 > old_epoch);
+    world.converge();
+}
+
+#[test]
+fn the_same_seeds_give_the_same_metadata_log() {
+    let run = || {
+        let mut world = started_cluster(4);
+        world.create_topic("a", 3, 2);
+        world.cut_off.insert(2);
+        world.run_for(2 * SESSION_MS);
+        world.cut_off.remove(&2);
+        world.create_topic("b", 2, 3);
+        world.converge();
+        let applied: Vec<BTreeMap<i64, u64>> =
+            world.slots.values().map(|slot| slot.applied.clone()).collect();
+        (applied, world.node(1).image().hash(), world.now)
+    };
+    let first = run();
+    assert!(first.0[0].len() > 10, "the scenario wrote a log");
+    assert_eq!(first, run());
 }
