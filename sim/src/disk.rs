@@ -367,6 +367,15 @@ impl SimDisk {
         self.options.capacity_bytes = capacity_bytes;
     }
 
+    /// The chaos is over: no more injected errors or misdirected writes from here on. (Crashes
+    /// still lose unsynced data and may tear it; what is already damaged stays damaged.)
+    pub fn calm(&mut self) {
+        self.options.misdirect_probability = 0.0;
+        self.options.write_error_probability = 0.0;
+        self.options.sync_error_probability = 0.0;
+        self.options.read_error_probability = 0.0;
+    }
+
     pub fn stats(&self) -> &DiskStats {
         &self.stats
     }

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | ElectionSafety | every node that is leader, by epoch | `election-safety` |
 //! | LogMatching | each node's entries below its high watermark against the committed entries seen so far | `log-matching` |
-//! | LeaderCompleteness | a new leader's log against every committed entry | `leader-completeness` |
+//! | LeaderCompleteness | a new leader's log against every entry committed in an earlier epoch | `leader-completeness` |
 //! | StateMachineSafety | every applied entry and snapshot against the committed ones; images at the same offset | `state-machine-safety` |
 //! | applied ⊆ committed | no node applies beyond the highest high watermark any leader claimed | `applied-uncommitted` |
 //! | partition epochs | leader epochs and partition epochs only grow; one leader per (partition, leader epoch) | `partition-epoch-regressed`, `two-partition-leaders` |
@@ -31,6 +31,9 @@ pub struct QuorumChecker {
     completeness_checked: BTreeSet<(u32, i32)>,
     /// Offset → (epoch, payload hash) of every entry known to be committed.
     committed: BTreeMap<i64, (i32, u64)>,
+    /// Offset → the lowest epoch in which a node saw the entry committed (Raft's "committed in
+    /// term T": the epoch of the leader whose high watermark first covered it, or a later one).
+    committed_in: BTreeMap<i64, i32>,
     /// Per node: entries below this offset were already compared.
     checked_to: BTreeMap<u32, i64>,
     /// The highest high watermark any node claimed.
@@ -96,12 +99,16 @@ impl QuorumChecker {
                     self.leaders.insert(epoch, node_id);
                 }
             }
-            // LeaderCompleteness: a leader holds every committed entry (above its snapshot).
+            // LeaderCompleteness: a leader holds every entry committed in an earlier epoch (above
+            // its snapshot). A zombie leader of an old epoch (woken from a pause, it counts votes
+            // it was granted long ago) need not hold what later epochs committed.
             if self.completeness_checked.insert((node_id, epoch)) {
                 let start = quorum.log_start_offset();
+                let committed_in = &self.committed_in;
                 let missing = self
                     .committed
                     .range(start..)
+                    .filter(|(offset, _)| committed_in.get(offset).is_some_and(|&c| c < epoch))
                     .find(|(offset, expected)| entry_at(**offset) != Some(**expected))
                     .map(|(offset, expected)| (*offset, *expected));
                 if let Some((offset, (entry_epoch, _))) = missing {
@@ -139,6 +146,8 @@ impl QuorumChecker {
                     self.committed.insert(offset, found);
                 }
             }
+            let committed_in = self.committed_in.entry(offset).or_insert(epoch);
+            *committed_in = (*committed_in).min(epoch);
         }
         self.checked_to.insert(node_id, high_watermark.max(from));
 

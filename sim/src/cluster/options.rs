@@ -44,14 +44,17 @@ impl ClusterOptions {
         let combined = voters == 3 && rng.random_bool(0.7) || voters != 3 && rng.random_bool(0.5);
         let broker_only = if combined { rng.random_range(0..=2) } else { rng.random_range(1..=3) };
         let election_timeout_ms = pick(rng, &[150, 300, 1_000]);
+        let fetch_timeout_ms = election_timeout_ms * pick(rng, &[2, 3]);
         ClusterOptions {
             voters,
             combined,
             broker_only,
             election_timeout_ms,
-            fetch_timeout_ms: election_timeout_ms * pick(rng, &[2, 3]),
+            fetch_timeout_ms,
             fetch_interval_ms: pick(rng, &[10, 50, 100]),
-            request_timeout_ms: pick(rng, &[100, 500]),
+            // A lost fetch must be retried well before the follower gives up on its leader, or
+            // one dropped message costs an election (KRaft keeps the same proportion).
+            request_timeout_ms: pick(rng, &[100, 500]).min(fetch_timeout_ms / 3),
             fetch_max_bytes: pick(rng, &[512, 4096, 65536]),
             segment_bytes: pick(rng, &[1 << 10, 4 << 10, 64 << 10]),
             snapshot_every_records: pick(rng, &[8, 32, 1_000]),
@@ -110,6 +113,12 @@ impl ClusterOptions {
         ];
         if positive.contains(&0) {
             return Err("cluster timings, sizes and counts must be positive".into());
+        }
+        if self.request_timeout_ms >= self.fetch_timeout_ms {
+            return Err(format!(
+                "cluster.request_timeout_ms ({}) must be below fetch_timeout_ms ({}): a lost fetch must be retried before the leader is given up",
+                self.request_timeout_ms, self.fetch_timeout_ms
+            ));
         }
         if !(512..=(1 << 30)).contains(&self.segment_bytes) {
             return Err(format!("cluster.segment_bytes = {} (512 to 1 GiB)", self.segment_bytes));

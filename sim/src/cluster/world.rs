@@ -586,6 +586,9 @@ impl ClusterWorld {
         );
         self.chaos_over = true;
         self.net.heal();
+        for slot in &mut self.nodes {
+            slot.disk.calm();
+        }
         for node in 0..self.nodes.len() {
             match self.nodes[node].status {
                 Status::Paused => {
