@@ -370,6 +370,9 @@ struct Fetcher {
     download: Option<Download>,
     /// An observer that knows no leader tries the voters in turn.
     observer_cursor: usize,
+    /// After a Diverging answer: fetch from here (not the durable end) until the leader's batches
+    /// show where the logs part.
+    probe: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -445,6 +448,13 @@ pub struct Quorum {
     next_token: u64,
     syncs: BTreeMap<QuorumSyncToken, SyncPurpose>,
     log_round: Option<LogRound>,
+    log_rounds_started: u64,
+    log_rounds_completed: u64,
+    /// The log was cut when this many sync rounds had started: nothing is appended until a round
+    /// started after the cut completed. Otherwise a crash could keep new entries written after the
+    /// cut (in a later segment, synced) next to the old ones it cut (in a segment whose cut was
+    /// not synced): a log that never existed, and that looks valid.
+    truncation_barrier: Option<u64>,
 
     log: PartitionLog,
     /// One per offset from the log start to the log end.
@@ -494,6 +504,9 @@ impl Quorum {
             next_token: 0,
             syncs: BTreeMap::new(),
             log_round: None,
+            log_rounds_started: 0,
+            log_rounds_completed: 0,
+            truncation_barrier: None,
             log,
             entries,
             batch_bases,
@@ -839,6 +852,8 @@ impl Quorum {
         self.entries.truncate((offset - start) as usize);
         self.batch_bases.split_off(&offset);
         self.durable_end = self.durable_end.min(offset);
+        self.truncation_barrier = Some(self.log_rounds_started);
+        self.start_log_sync();
         true
     }
 
@@ -960,6 +975,7 @@ impl Quorum {
         }
         let Some(request) = self.log.sync_request() else { return };
         assert!(!request.files.is_empty(), "a sync request names the files to sync");
+        self.log_rounds_started += 1;
         self.log_round =
             Some(LogRound { outstanding: request.files.len(), up_to_offset: request.up_to_offset });
         for path in request.files {
@@ -976,10 +992,14 @@ impl Quorum {
         }
         let up_to_offset = round.up_to_offset;
         self.log_round = None;
+        self.log_rounds_completed += 1;
         self.log.on_sync_complete(up_to_offset);
         self.durable_end = self.log.durable_offset();
+        if self.truncation_barrier.is_some_and(|started| self.log_rounds_completed > started) {
+            self.truncation_barrier = None;
+        }
         self.update_high_watermark(env);
-        if self.durable_end < self.log.log_end_offset() {
+        if self.durable_end < self.log.log_end_offset() || self.truncation_barrier.is_some() {
             self.start_log_sync();
         }
     }
