@@ -35,7 +35,7 @@
 //! # The log and durability
 //! The metadata log is a [`PartitionLog`] in `metadata/log`: one Kafka v2 batch per proposal, one
 //! record per payload, the batch header's `partition_leader_epoch` set to the Raft epoch and the
-//! epoch repeated in every record key, inside the CRC (see [`entry`]); a disagreement is
+//! epoch repeated in every record key, inside the CRC (see `entry.rs`); a disagreement is
 //! corruption (cut there at open, never served). A leader starts its epoch with a control entry
 //! (KRaft's LeaderChange), so entries of older epochs can commit. The quorum keeps an
 //! [`EntryInfo`] per offset in memory, rebuilt at open by reading the log.
@@ -51,16 +51,24 @@
 //! entry before it; the fetcher appends, requests a sync, and fetches again only when that sync
 //! completed — so the leader never counts an entry a follower could lose. The leader checks the
 //! (offset, epoch) pair against its log: a mismatch answers `Diverging { epoch, end_offset }` (the
-//! largest epoch of the leader's at most the fetcher's, and where it ends; the fetcher cuts to the
-//! smaller of that and its own end of that epoch, never below its high watermark, and fetches
-//! again); below the leader's log start (or where only the snapshot knows the epoch) it answers
-//! `SnapshotNeeded`. The high watermark is the majority-th highest durable end among the voters
-//! (the leader's own durable end from its completed syncs), and moves only if the entry below it
-//! is of the current epoch (Raft's rule: older entries commit only beneath a current one); it
-//! never decreases. Followers and observers take the leader's high watermark, capped by what they
-//! have verified to match the leader. [`Quorum::poll_committed`] yields, once per incarnation and
-//! in order: the snapshot found at open, then every committed non-control entry; a snapshot
-//! installed from the leader comes in its place in that order.
+//! largest epoch of the leader's at most the fetcher's, and where it ends, KIP-595); below the
+//! leader's log start (or where only its snapshot knows the epoch) it answers `SnapshotNeeded`.
+//! A Diverging answer cuts nothing by itself — it may answer an older, retried or duplicated
+//! request, and the log may have moved on since: the fetcher *probes* (fetches next from the
+//! smaller of that end and its own end of that epoch, never below its high watermark), and cuts
+//! its log only where the leader's batches show an entry of another epoch at the same offset,
+//! never below its high watermark. After a cut nothing is appended until a sync requested after
+//! the cut completed: otherwise a crash could keep entries written after the cut (in a later,
+//! synced segment) beside the entries it cut (in a segment whose cut was not yet synced).
+//! The high watermark is the majority-th highest durable end among the voters (the leader's own
+//! durable end from its completed syncs; a voter's highest validated fetch offset in this epoch),
+//! and moves only if the entry below it is of the current epoch (Raft's rule: older entries
+//! commit only beneath a current one); it never decreases. A follower or observer takes the
+//! leader's high watermark capped by what the answer proves its log shares with the leader's
+//! (the end of the batches it compared or appended; for an empty answer, the leader's end was its
+//! fetch offset, which bounds that high watermark). [`Quorum::poll_committed`] yields, once per
+//! incarnation and in order: the snapshot found at open, then every committed non-control entry;
+//! a snapshot installed from the leader comes in its place in that order.
 //!
 //! # Elections, pre-vote, check-quorum
 //! A voter that hears nothing from a leader for a random time in [t, 2t) (`election_timeout_ms`,
@@ -83,7 +91,7 @@
 //!
 //! # Snapshots
 //! [`Quorum::take_snapshot`] writes `metadata/snapshots/{end_offset:020}-{epoch:010}.checkpoint`
-//! (CRC'd header, see [`snapshot`]) to a temporary file, syncs it, renames it, then deletes log
+//! (CRC'd header, see `snapshot.rs`) to a temporary file, syncs it, renames it, then deletes log
 //! segments wholly below its end and older snapshots. Open uses the newest valid snapshot and
 //! removes invalid, older and temporary ones. A fetcher behind the leader's log start is told
 //! `SnapshotNeeded`, downloads the snapshot file in `fetch_max_bytes` chunks with FetchSnapshot,
