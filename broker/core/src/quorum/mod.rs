@@ -35,7 +35,7 @@
 //! # The log and durability
 //! The metadata log is a [`PartitionLog`] in `metadata/log`: one Kafka v2 batch per proposal, one
 //! record per payload, the batch header's `partition_leader_epoch` set to the Raft epoch and the
-//! epoch repeated in every record key, inside the CRC (see [`entry`]); a disagreement is
+//! epoch repeated in every record key, inside the CRC (see `entry.rs`); a disagreement is
 //! corruption (cut there at open, never served). A leader starts its epoch with a control entry
 //! (KRaft's LeaderChange), so entries of older epochs can commit. The quorum keeps an
 //! [`EntryInfo`] per offset in memory, rebuilt at open by reading the log.
@@ -51,16 +51,24 @@
 //! entry before it; the fetcher appends, requests a sync, and fetches again only when that sync
 //! completed — so the leader never counts an entry a follower could lose. The leader checks the
 //! (offset, epoch) pair against its log: a mismatch answers `Diverging { epoch, end_offset }` (the
-//! largest epoch of the leader's at most the fetcher's, and where it ends; the fetcher cuts to the
-//! smaller of that and its own end of that epoch, never below its high watermark, and fetches
-//! again); below the leader's log start (or where only the snapshot knows the epoch) it answers
-//! `SnapshotNeeded`. The high watermark is the majority-th highest durable end among the voters
-//! (the leader's own durable end from its completed syncs), and moves only if the entry below it
-//! is of the current epoch (Raft's rule: older entries commit only beneath a current one); it
-//! never decreases. Followers and observers take the leader's high watermark, capped by what they
-//! have verified to match the leader. [`Quorum::poll_committed`] yields, once per incarnation and
-//! in order: the snapshot found at open, then every committed non-control entry; a snapshot
-//! installed from the leader comes in its place in that order.
+//! largest epoch of the leader's at most the fetcher's, and where it ends, KIP-595); below the
+//! leader's log start (or where only its snapshot knows the epoch) it answers `SnapshotNeeded`.
+//! A Diverging answer cuts nothing by itself — it may answer an older, retried or duplicated
+//! request, and the log may have moved on since: the fetcher *probes* (fetches next from the
+//! smaller of that end and its own end of that epoch, never below its high watermark), and cuts
+//! its log only where the leader's batches show an entry of another epoch at the same offset,
+//! never below its high watermark. After a cut nothing is appended until a sync requested after
+//! the cut completed: otherwise a crash could keep entries written after the cut (in a later,
+//! synced segment) beside the entries it cut (in a segment whose cut was not yet synced).
+//! The high watermark is the majority-th highest durable end among the voters (the leader's own
+//! durable end from its completed syncs; a voter's highest validated fetch offset in this epoch),
+//! and moves only if the entry below it is of the current epoch (Raft's rule: older entries
+//! commit only beneath a current one); it never decreases. A follower or observer takes the
+//! leader's high watermark capped by what the answer proves its log shares with the leader's
+//! (the end of the batches it compared or appended; for an empty answer, the leader's end was its
+//! fetch offset, which bounds that high watermark). [`Quorum::poll_committed`] yields, once per
+//! incarnation and in order: the snapshot found at open, then every committed non-control entry;
+//! a snapshot installed from the leader comes in its place in that order.
 //!
 //! # Elections, pre-vote, check-quorum
 //! A voter that hears nothing from a leader for a random time in [t, 2t) (`election_timeout_ms`,
@@ -83,7 +91,7 @@
 //!
 //! # Snapshots
 //! [`Quorum::take_snapshot`] writes `metadata/snapshots/{end_offset:020}-{epoch:010}.checkpoint`
-//! (CRC'd header, see [`snapshot`]) to a temporary file, syncs it, renames it, then deletes log
+//! (CRC'd header, see `snapshot.rs`) to a temporary file, syncs it, renames it, then deletes log
 //! segments wholly below its end and older snapshots. Open uses the newest valid snapshot and
 //! removes invalid, older and temporary ones. A fetcher behind the leader's log start is told
 //! `SnapshotNeeded`, downloads the snapshot file in `fetch_max_bytes` chunks with FetchSnapshot,
@@ -370,6 +378,9 @@ struct Fetcher {
     download: Option<Download>,
     /// An observer that knows no leader tries the voters in turn.
     observer_cursor: usize,
+    /// After a Diverging answer: fetch from here (not the durable end) until the leader's batches
+    /// show where the logs part.
+    probe: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -445,6 +456,13 @@ pub struct Quorum {
     next_token: u64,
     syncs: BTreeMap<QuorumSyncToken, SyncPurpose>,
     log_round: Option<LogRound>,
+    log_rounds_started: u64,
+    log_rounds_completed: u64,
+    /// The log was cut when this many sync rounds had started: nothing is appended until a round
+    /// started after the cut completed. Otherwise a crash could keep new entries written after the
+    /// cut (in a later segment, synced) next to the old ones it cut (in a segment whose cut was
+    /// not synced): a log that never existed, and that looks valid.
+    truncation_barrier: Option<u64>,
 
     log: PartitionLog,
     /// One per offset from the log start to the log end.
@@ -494,6 +512,9 @@ impl Quorum {
             next_token: 0,
             syncs: BTreeMap::new(),
             log_round: None,
+            log_rounds_started: 0,
+            log_rounds_completed: 0,
+            truncation_barrier: None,
             log,
             entries,
             batch_bases,
@@ -839,6 +860,8 @@ impl Quorum {
         self.entries.truncate((offset - start) as usize);
         self.batch_bases.split_off(&offset);
         self.durable_end = self.durable_end.min(offset);
+        self.truncation_barrier = Some(self.log_rounds_started);
+        self.start_log_sync();
         true
     }
 
@@ -960,6 +983,7 @@ impl Quorum {
         }
         let Some(request) = self.log.sync_request() else { return };
         assert!(!request.files.is_empty(), "a sync request names the files to sync");
+        self.log_rounds_started += 1;
         self.log_round =
             Some(LogRound { outstanding: request.files.len(), up_to_offset: request.up_to_offset });
         for path in request.files {
@@ -976,10 +1000,14 @@ impl Quorum {
         }
         let up_to_offset = round.up_to_offset;
         self.log_round = None;
+        self.log_rounds_completed += 1;
         self.log.on_sync_complete(up_to_offset);
         self.durable_end = self.log.durable_offset();
+        if self.truncation_barrier.is_some_and(|started| self.log_rounds_completed > started) {
+            self.truncation_barrier = None;
+        }
         self.update_high_watermark(env);
-        if self.durable_end < self.log.log_end_offset() {
+        if self.durable_end < self.log.log_end_offset() || self.truncation_barrier.is_some() {
             self.start_log_sync();
         }
     }

@@ -35,10 +35,10 @@ pub(super) struct SnapshotChunk {
 
 /// What a follower made of a response's batches.
 struct Accepted {
-    /// The offset up to which this node's log is known to equal the leader's.
-    matched_end: i64,
+    /// The end of the batches compared with (or appended to) this node's log: below it the log
+    /// equals the leader's. `None` if no batch could be used.
+    matched_end: Option<i64>,
     appended: bool,
-    any_batch: bool,
 }
 
 impl Quorum {
@@ -187,8 +187,9 @@ impl Quorum {
         let max_bytes = self.config.fetch_max_bytes as usize;
         let read = match self.log.read(env, fetch_offset, max_bytes) {
             Ok(read) => read,
-            // A transient storage error: answer with nothing, the fetcher comes back.
-            Err(LogError::Storage(_)) => return Some(Vec::new()),
+            // A transient storage error: no answer (an empty one would claim the fetcher is at the
+            // end of the log); the fetcher retries after its request timeout.
+            Err(LogError::Storage(_)) => return None,
             Err(error) => {
                 self.halt(format!("the metadata log cannot serve offset {fetch_offset}: {error:?}"));
                 return None;
@@ -268,6 +269,7 @@ impl Quorum {
     fn fetch_ready(&self) -> bool {
         self.fetcher.in_flight.is_none()
             && self.installing.is_none()
+            && self.truncation_barrier.is_none()
             && (self.fetcher.download.is_some() || self.durable_end == self.log.log_end_offset())
     }
 
@@ -297,6 +299,7 @@ impl Quorum {
     pub(super) fn reset_fetcher(&mut self, env: &mut Env<'_>) {
         self.fetcher.in_flight = None;
         self.fetcher.download = None;
+        self.fetcher.probe = None;
         self.fetcher.next_fetch_at = env.now;
     }
 
@@ -307,6 +310,9 @@ impl Quorum {
             || env.now < self.fetcher.next_fetch_at
         {
             return;
+        }
+        if self.truncation_barrier.is_some() {
+            return; // The sync that makes the cut durable fetches again when it completes.
         }
         let (epoch, me) = (self.state.epoch, self.config.node_id);
         let deadline = env.now.plus_millis(self.config.request_timeout_ms);
@@ -323,7 +329,8 @@ impl Quorum {
             self.start_log_sync();
             return;
         }
-        let fetch_offset = self.durable_end;
+        // Only durable entries are reported; a probe after a Diverging answer asks lower.
+        let fetch_offset = self.fetcher.probe.map_or(self.durable_end, |probe| probe.min(self.durable_end));
         let last_fetched_epoch = self.epoch_at(fetch_offset - 1).unwrap_or(0);
         self.send(target, QuorumMessage::Fetch { epoch, replica: me, fetch_offset, last_fetched_epoch });
         self.fetcher.in_flight = Some(InFlight { target, deadline, fetch_offset: Some(fetch_offset) });
@@ -338,7 +345,7 @@ impl Quorum {
         leader_high_watermark: i64,
         result: FetchResult,
     ) {
-        let Some(InFlight { target, fetch_offset: Some(fetch_offset), .. }) = self.fetcher.in_flight else {
+        let Some(InFlight { target, fetch_offset: Some(_), .. }) = self.fetcher.in_flight else {
             return;
         };
         if target != from {
@@ -373,12 +380,21 @@ impl Quorum {
         match result {
             FetchResult::NotLeader => {}
             FetchResult::Records { batches } => {
-                let accepted = self.accept_records(env, fetch_offset, &batches);
+                self.fetcher.probe = None;
+                let accepted = self.accept_records(env, &batches);
                 if self.halted {
                     return;
                 }
-                let learned = leader_high_watermark.min(accepted.matched_end);
-                if learned > self.high_watermark {
+                // What this answer proves about this node's log, whichever of its requests it
+                // answers (a retried or duplicated request's answer can arrive late): with
+                // batches, the log equals the leader's up to their end; without, the fetch offset
+                // was the leader's end, which bounds the high watermark it sent.
+                let learned = match (batches.is_empty(), accepted.matched_end) {
+                    (true, _) => Some(leader_high_watermark.min(self.log.log_end_offset())),
+                    (false, Some(matched_end)) => Some(leader_high_watermark.min(matched_end)),
+                    (false, None) => None,
+                };
+                if let Some(learned) = learned.filter(|learned| *learned > self.high_watermark) {
                     self.high_watermark = learned;
                     self.deliver_committed(env);
                 }
@@ -386,16 +402,20 @@ impl Quorum {
                     self.start_log_sync();
                 }
                 self.fetcher.next_fetch_at =
-                    if accepted.any_batch { env.now } else { env.now.plus_millis(interval_ms) };
+                    if accepted.matched_end.is_some() { env.now } else { env.now.plus_millis(interval_ms) };
             }
             FetchResult::Diverging { epoch, end_offset } => {
-                self.truncate_diverging(env, epoch, end_offset);
+                self.fetcher.probe = Some(self.divergence_probe(epoch, end_offset));
                 self.fetcher.next_fetch_at = env.now;
             }
             FetchResult::SnapshotNeeded { snapshot } => {
+                self.fetcher.probe = None;
+                // A log that already holds the snapshot's last entry needs no snapshot (this
+                // answer was to a probe or an old request).
+                let held = self.epoch_at(snapshot.end_offset - 1) == Some(snapshot.epoch);
                 let ahead = snapshot.end_offset > self.high_watermark
                     && self.snapshot.is_none_or(|current| snapshot.end_offset > current.end_offset);
-                if ahead {
+                if ahead && !held {
                     self.fetcher.download = Some(Download { id: snapshot, bytes: Vec::new(), size: None });
                     self.fetcher.next_fetch_at = env.now;
                 } else {
@@ -469,17 +489,20 @@ impl Quorum {
     }
 
     /// Appends the leader's batches that extend this node's log, skipping what it already has
-    /// and cutting where it disagrees (never below the high watermark).
-    fn accept_records(&mut self, env: &mut Env<'_>, fetch_offset: i64, batches: &[u8]) -> Accepted {
-        let mut accepted = Accepted { matched_end: fetch_offset, appended: false, any_batch: false };
+    /// and cutting where it provably disagrees (an entry of another epoch at the same offset;
+    /// never below the high watermark). The batches are the leader's own entries, so this is
+    /// safe whichever request they answer.
+    fn accept_records(&mut self, env: &mut Env<'_>, batches: &[u8]) -> Accepted {
+        let mut accepted = Accepted { matched_end: None, appended: false };
+        let mut expected_base = None;
         for item in Batches::new(batches) {
             let Ok((header, bytes)) = item else { break };
             let Ok(batch) = entry::decode_batch(bytes) else { break };
-            accepted.any_batch = true;
-            if batch.epoch > self.state.epoch {
-                break; // A leader never holds entries of a later epoch than its own.
-            }
             let (base, last) = (header.base_offset, header.last_offset());
+            if batch.epoch > self.state.epoch || expected_base.is_some_and(|expected| expected != base) {
+                break; // Not a leader's log: later epochs, or a gap between batches.
+            }
+            expected_base = Some(last + 1);
             // Compare the part this node already has.
             let start = self.log.log_start_offset();
             let overlap_end = (last + 1).min(self.log.log_end_offset());
@@ -487,17 +510,22 @@ impl Quorum {
                 (base.max(start)..overlap_end).find(|offset| self.epoch_at(*offset) != Some(batch.epoch));
             if let Some(offset) = conflict {
                 let cut = self.boundary_at_or_below(offset);
-                if cut < self.high_watermark || !self.truncate_log(env, cut) {
-                    break;
+                if cut >= self.high_watermark {
+                    self.truncate_log(env, cut);
                 }
-            }
-            let end = self.log.log_end_offset();
-            if base > end || (batch.epoch < self.last_epoch() && last >= end) {
+                // Append after the cut only once the cut is durable: the next fetch.
                 break;
             }
+            let end = self.log.log_end_offset();
+            if base > end {
+                break; // A gap: these are not the entries after this node's log.
+            }
             if last < end {
-                accepted.matched_end = accepted.matched_end.max(last + 1);
+                accepted.matched_end = Some(last + 1);
                 continue;
+            }
+            if batch.epoch < self.last_epoch() {
+                break; // It would put an older epoch after a newer one: not this node's leader.
             }
             let appended = if base == end {
                 self.log.append(env, bytes)
@@ -518,22 +546,19 @@ impl Quorum {
             });
             self.push_entries(end, batch.epoch, hashes);
             accepted.appended = true;
-            accepted.matched_end = last + 1;
+            accepted.matched_end = Some(last + 1);
         }
-        accepted.matched_end = accepted.matched_end.min(self.log.log_end_offset());
         accepted
     }
 
-    /// KIP-595's truncation: to the smaller of the leader's end of `epoch` and this node's own end
-    /// of its largest epoch at most `epoch`; never below the high watermark.
-    fn truncate_diverging(&mut self, env: &mut Env<'_>, epoch: i32, leader_end_offset: i64) {
+    /// Where to ask next after a Diverging answer: KIP-595's point (the smaller of the leader's
+    /// end of `epoch` and this node's own end of its largest epoch at most `epoch`), never below
+    /// the high watermark. Nothing is cut on the answer's word alone — it may answer an older
+    /// request, whose log has changed since — only where the leader's batches then disagree.
+    fn divergence_probe(&self, epoch: i32, leader_end_offset: i64) -> i64 {
         let local_end = self.end_of_epoch(epoch).map_or(self.floor(), |(_, end)| end);
         let target = leader_end_offset.min(local_end).min(self.log.log_end_offset());
-        let cut = self.boundary_at_or_below(target.max(0));
-        if cut < self.high_watermark {
-            return; // It would cut committed entries: refuse (the leader is confused, not us).
-        }
-        self.truncate_log(env, cut);
+        target.max(self.high_watermark)
     }
 
     /// Reads committed entries from the log into the queue [`Quorum::poll_committed`] drains.

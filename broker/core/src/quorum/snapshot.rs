@@ -227,6 +227,8 @@ impl super::Quorum {
                 }
                 self.entries.clear();
                 self.batch_bases.clear();
+                // The new log is durable as it stands (files removed and created): no cut waits.
+                self.truncation_barrier = None;
                 self.durable_end = id.end_offset;
                 self.high_watermark = id.end_offset;
                 self.next_delivery = id.end_offset;

@@ -219,7 +219,8 @@ fn a_restart_recovers_epoch_vote_log_and_snapshot() {
     let leader = elect(&mut cluster);
     commit(&mut cluster, 20);
     cluster.run_for(100).unwrap(); // every sync completes
-    let before: BTreeMap<NodeId, (i32, Option<NodeId>, i64, Option<SnapshotId>, Vec<EntryInfo>)> = [1, 2, 3]
+    type Persisted = (i32, Option<NodeId>, i64, Option<SnapshotId>, Vec<EntryInfo>);
+    let before: BTreeMap<NodeId, Persisted> = [1, 2, 3]
         .into_iter()
         .map(|id| {
             let q = cluster.quorum(id);
@@ -271,66 +272,109 @@ fn resign_hands_leadership_over_promptly() {
     commit(&mut cluster, 2);
 }
 
+/// Set to a failing seed to print every event of its run (and every newly committed entry).
+const TRACE_SEED: Option<u64> = None;
+
+/// What one random run did, to show the property test exercises what it claims to.
+#[derive(Clone, Copy, Debug, Default)]
+struct RunStats {
+    committed: usize,
+    max_epoch: i32,
+    snapshots_installed: u64,
+    crashes: u64,
+}
+
+/// One random run: `steps` steps of random faults (crashes, cut-off nodes, lost, duplicated and
+/// delayed messages) and proposals, then healing, after which the cluster must converge. Every
+/// invariant is checked after every step. `Err` says what broke, with the cluster's state.
+fn random_run(seed: u64, steps: u64, plants: &[Plant], crash_prone: bool) -> Result<RunStats, String> {
+    let (voters, observers) = match seed % 4 {
+        0 => (3, 0),
+        1 => (3, 1),
+        2 => (5, 0),
+        _ => (1, 1),
+    };
+    let mut cluster = Cluster::new(seed, voters, observers);
+    cluster.trace = TRACE_SEED == Some(seed);
+    cluster.faults.plants.extend(plants.iter().copied());
+    cluster.net = NetConfig {
+        drop_per_mille: 50,
+        duplicate_per_mille: 20,
+        delay_ms_min: 1,
+        delay_ms_max: 20,
+        sync_delay_ms_min: 1,
+        sync_delay_ms_max: if crash_prone { 80 } else { 10 },
+    };
+    if crash_prone {
+        cluster.crash_per_mille = 20;
+    }
+    cluster.snapshot_every = Some(15);
+    let mut crashed = BTreeMap::new();
+    let fail = |what: String, cluster: &Cluster| {
+        format!("seed {seed}: {what} after {} steps\n{}", cluster.steps, cluster.describe())
+    };
+    for _ in 0..steps {
+        cluster.random_fault(&mut crashed);
+        cluster.step().map_err(|violation| fail(violation, &cluster))?;
+    }
+    // Healing: every node back, the network whole; the cluster must converge. A proposal can be
+    // lost to a change of leader before it commits: propose again then.
+    cluster.heal();
+    cluster.net = NetConfig::reliable();
+    for id in crashed.keys().copied().collect::<Vec<_>>() {
+        cluster.start(id);
+    }
+    for _attempt in 0..10 {
+        if !cluster.run_until(3_000, |c| c.leader().is_some()).map_err(|v| fail(v, &cluster))? {
+            return Err(fail("no leader after healing".to_string(), &cluster));
+        }
+        let Some(last) = cluster.propose_at_leader(b"after healing") else { continue };
+        let applied = |c: &Cluster| c.nodes.values().all(|n| n.app.applied_end > last);
+        if cluster.run_until(1_000, applied).map_err(|v| fail(v, &cluster))? {
+            return Ok(RunStats {
+                committed: cluster.committed_count(),
+                max_epoch: cluster.max_leader_epoch(),
+                snapshots_installed: cluster.snapshots_installed,
+                crashes: cluster.crashes,
+            });
+        }
+    }
+    Err(fail("the cluster did not converge after healing".to_string(), &cluster))
+}
+
 #[test]
 fn random_faults_keep_every_invariant() {
-    let seeds = 200;
-    let steps = 3_000;
-    let mut total_commits = 0;
-    for seed in 0..seeds {
-        let (voters, observers) = match seed % 4 {
-            0 => (3, 0),
-            1 => (3, 1),
-            2 => (5, 0),
-            _ => (1, 1),
-        };
-        let mut cluster = Cluster::new(1_000 + seed, voters, observers);
-        cluster.net = NetConfig {
-            drop_per_mille: 50,
-            duplicate_per_mille: 20,
-            delay_ms_min: 1,
-            delay_ms_max: 20,
-            sync_delay_ms_min: 1,
-            sync_delay_ms_max: 10,
-        };
-        cluster.snapshot_every = Some(15);
-        let mut crashed = BTreeMap::new();
-        let fail = |what: String, cluster: &Cluster| -> ! {
-            panic!(
-                "seed {}: {what} at {} after {} steps; reproduce with random_faults_keep_every_invariant, seed {}",
-                1_000 + seed,
-                cluster.now,
-                cluster.steps,
-                1_000 + seed
-            )
-        };
-        for _ in 0..steps {
-            cluster.random_fault(&mut crashed);
-            if let Err(violation) = cluster.step() {
-                fail(violation, &cluster);
-            }
-        }
-        // Healing: every node back, the network whole; the cluster must converge.
-        cluster.heal();
-        cluster.net = NetConfig::reliable();
-        for id in crashed.keys().copied().collect::<Vec<_>>() {
-            cluster.start(id);
-        }
-        match cluster.run_until(5_000, |c| c.leader().is_some()) {
-            Ok(true) => {}
-            Ok(false) => fail("no leader after healing".to_string(), &cluster),
-            Err(violation) => fail(violation, &cluster),
-        }
-        let leader = cluster.leader().expect("a leader");
-        let last = cluster.propose(leader, b"after healing").expect("the leader takes a proposal");
-        let converged = cluster.run_until(5_000, |c| c.nodes.values().all(|n| n.app.applied_end > last));
-        match converged {
-            Ok(true) => {}
-            Ok(false) => fail("the cluster did not converge after healing".to_string(), &cluster),
-            Err(violation) => fail(violation, &cluster),
-        }
-        total_commits += cluster.nodes[&leader].applied_entries;
+    let mut total = RunStats::default();
+    for seed in 1_000..1_200 {
+        // On failure: rerun this one seed with `random_run(seed, 5_000, &[], false)` to debug it.
+        let stats = random_run(seed, 5_000, &[], false).unwrap_or_else(|failure| panic!("{failure}"));
+        total.committed += stats.committed;
+        total.max_epoch += stats.max_epoch;
+        total.snapshots_installed += stats.snapshots_installed;
+        total.crashes += stats.crashes;
     }
-    assert!(total_commits > seeds * 20, "the workload committed only {total_commits} entries");
+    // Proof that the runs exercised what they claim to.
+    eprintln!("{total:?}");
+    assert!(total.committed > 200 * 30, "{total:?}");
+    assert!(total.max_epoch > 200 * 2, "leaders changed: {total:?}");
+    assert!(total.crashes > 200, "{total:?}");
+    assert!(total.snapshots_installed > 50, "{total:?}");
+}
+
+/// The same random runs with more crashes and slower syncs (the windows the planted bugs need)
+/// stay safe with the real code, and find each planted bug in some seed: proof of power.
+#[test]
+fn crash_prone_random_runs_are_safe_and_find_both_planted_bugs() {
+    for seed in 2_000..2_200 {
+        random_run(seed, 5_000, &[], true).unwrap_or_else(|failure| panic!("{failure}"));
+    }
+    for (plant, seeds) in
+        [(Plant::VoteBeforePersist, 1_150..1_180), (Plant::LeaderCountsUnsyncedEntry, 1_000..1_010)]
+    {
+        let caught = seeds.clone().filter_map(|seed| random_run(seed, 5_000, &[plant], true).err()).next();
+        let violation = caught.unwrap_or_else(|| panic!("{plant:?} went unnoticed in seeds {seeds:?}"));
+        assert!(violation.contains("Safety") || violation.contains("Completeness"), "{violation}");
+    }
 }
 
 // ---- the planted bugs break safety (and the real code does not) ----
@@ -602,7 +646,7 @@ fn a_batch_whose_header_epoch_disagrees_with_its_keys_is_cut_at_open() {
     cluster.crash(1);
     // Rewrite the last batch's partition_leader_epoch (outside the CRC) in the durable bytes.
     let disk = &mut cluster.nodes.get_mut(&1).unwrap().disk;
-    let path = disk.files.keys().filter(|p| p.ends_with(".log")).last().unwrap().clone();
+    let path = disk.files.keys().rfind(|p| p.ends_with(".log")).unwrap().clone();
     let file = disk.files.get_mut(&path).unwrap();
     let mut position = 0;
     let mut last = 0;
@@ -651,4 +695,19 @@ fn bad_messages_are_ignored_never_panic() {
     cluster.check().unwrap();
     assert_eq!(cluster.leader(), Some(leader));
     commit(&mut cluster, 2);
+}
+
+/// A longer soak than the default tests run: `cargo test -p seedlog-core soak -- --ignored`.
+#[test]
+#[ignore]
+fn soak_random_runs_over_thousands_of_seeds() {
+    let mut failures = Vec::new();
+    for seed in 10_000..12_000 {
+        for crash_prone in [false, true] {
+            if let Err(failure) = random_run(seed, 5_000, &[], crash_prone) {
+                failures.push(failure.lines().next().unwrap().to_string());
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} failures: {:#?}", failures.len(), &failures[..failures.len().min(10)]);
 }
