@@ -338,6 +338,14 @@ impl<M: Clone> SimNet<M> {
         }
     }
 
+    /// The chaos is over: from now on no message is lost, duplicated or held in a latency tail
+    /// (messages already in flight keep their delivery times). The base latency stays.
+    pub fn calm(&mut self) {
+        self.options.loss_probability = 0.0;
+        self.options.duplicate_probability = 0.0;
+        self.options.tail_probability = 0.0;
+    }
+
     /// Holds the link `from -> to`: messages sent on it are delivered no earlier than `until`.
     /// A second clog of the same link extends the first, never shortens it.
     pub fn clog(&mut self, from: NodeId, to: NodeId, until: Time) {

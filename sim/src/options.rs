@@ -191,7 +191,8 @@ impl Options {
     pub fn generate_for(workload: Workload, seed: u64, plants: &[Plant]) -> Options {
         let mut options = Options::generate(seed, plants);
         if workload == Workload::Controller {
-            let cluster = ClusterOptions::generate(&mut rng::stream(seed, "options/cluster"));
+            let mut cluster = ClusterOptions::generate(&mut rng::stream(seed, "options/cluster"));
+            cluster.fit_network(&options.net);
             options.brokers = cluster.nodes();
             options.clients = ClientOptions { producers: Vec::new(), consumers: 0, ..options.clients };
             options.broker.partitions = 0;

@@ -118,8 +118,12 @@ impl Scenario {
         let generated = Options::generate_for(self.workload, seed, &self.plants()?);
         let mut value = serde_json::to_value(&generated).map_err(|e| e.to_string())?;
         merge_patch(&mut value, &self.options);
-        let options: Options = serde_json::from_value(value)
+        let mut options: Options = serde_json::from_value(value)
             .map_err(|error| format!("the options patch does not fit: {error}"))?;
+        // `brokers` follows the cluster's shape (the patch may change it).
+        if let Some(cluster) = &options.cluster {
+            options.brokers = cluster.nodes();
+        }
         if options.seed != seed {
             return Err("the options patch must not change the seed".into());
         }

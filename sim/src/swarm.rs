@@ -90,8 +90,11 @@ pub fn run(
     plants: &[Plant],
     progress: &(dyn Fn(&SeedResult) + Sync),
 ) -> Result<SwarmSummary, String> {
-    // Every seed's plan must build; check the first before starting threads.
-    source.plan(start, plants)?;
+    // Every seed's plan must build (a scenario's patch may not fit every seed's options): check
+    // them all before starting, so that no seed is silently skipped.
+    for seed in start..start.saturating_add(seeds) {
+        source.plan(seed, plants).map_err(|error| format!("seed {seed}: {error}"))?;
+    }
     let began = Instant::now();
     let next = AtomicU64::new(start);
     let end = start + seeds;

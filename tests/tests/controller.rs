@@ -95,3 +95,16 @@ fn every_scenario_reaches_its_expected_verdict() {
         );
     }
 }
+
+/// Seed 1557: bit rot costs a voter a committed entry, it becomes leader without it (reported as
+/// `…-after-damage`), and the followers that hold the entry find the leader's log diverging below
+/// their high watermark. They must halt and repair from the leader after a restart, not probe the
+/// leader in a loop forever (which once ran this seed into the event budget).
+#[test]
+fn followers_whose_committed_entries_the_leader_lacks_halt_and_repair_instead_of_looping() {
+    let outcome = run(1557, &[]);
+    assert!(outcome.verdict.ok, "{:?}", outcome.verdict.anomalies);
+    let kinds: Vec<&str> = outcome.verdict.observations.iter().map(|o| o.kind.as_str()).collect();
+    assert!(kinds.contains(&"log-matching-after-damage"), "the damage no longer happens here: {kinds:?}");
+    assert!(!kinds.contains(&"no-convergence"), "{kinds:?}");
+}

@@ -36,6 +36,11 @@ pub struct ClusterOptions {
     pub partitions_max: u32,
     /// Some topics allow unclean leader election.
     pub unclean_topics: bool,
+    /// A targeted fault (a nemesis aimed at the protocol's interesting moments): during the chaos,
+    /// a voter that has just sent a vote it granted loses power with this probability (per
+    /// vote), and comes back within `down_ms_max`. A vote must be durable before it is sent.
+    #[serde(default)]
+    pub crash_after_vote_probability: f64,
 }
 
 impl ClusterOptions {
@@ -66,6 +71,21 @@ impl ClusterOptions {
             topic_names: pick(rng, &[2, 5, 20]),
             partitions_max: pick(rng, &[1, 3, 8]),
             unclean_topics: rng.random_bool(0.3),
+            crash_after_vote_probability: pick(rng, &[0.0, 0.0, 0.1, 0.5]),
+        }
+    }
+
+    /// Scales the quorum's timeouts to the network, as an operator would: a request timeout of at
+    /// least four worst-case round trips (without tails), and the election and fetch timeouts in
+    /// proportion. Timeouts below the network's round trip only measure the network.
+    pub fn fit_network(&mut self, net: &crate::net::NetOptions) {
+        let round_trip_ms = (2 * net.latency_ns_max).div_ceil(1_000_000).max(1);
+        let wanted_ms = 4 * round_trip_ms;
+        if self.request_timeout_ms < wanted_ms {
+            let factor = wanted_ms.div_ceil(self.request_timeout_ms);
+            self.request_timeout_ms *= factor;
+            self.election_timeout_ms *= factor;
+            self.fetch_timeout_ms *= factor;
         }
     }
 
@@ -113,6 +133,9 @@ impl ClusterOptions {
         ];
         if positive.contains(&0) {
             return Err("cluster timings, sizes and counts must be positive".into());
+        }
+        if !(0.0..=1.0).contains(&self.crash_after_vote_probability) {
+            return Err("cluster.crash_after_vote_probability must be within 0..=1".into());
         }
         if self.request_timeout_ms >= self.fetch_timeout_ms {
             return Err(format!(

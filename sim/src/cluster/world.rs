@@ -5,7 +5,8 @@
 //! Like the log workload's [`crate::world::World`] it decides nothing: it hands each event to the
 //! core's [`Node`] with the node's environment and executes the effects. A run has a chaos phase
 //! (the fault plan fires, and a scenario's script, if any) and then a healing phase: the network
-//! heals, paused nodes resume, down nodes restart, admins stop, and the cluster must converge — one
+//! heals and calms (no more loss, duplication or latency tails), the disks stop failing, paused
+//! nodes resume, down nodes restart, admins stop, and the cluster must converge — one
 //! active controller, every live node at the same high watermark and metadata image, every live
 //! broker registered and unfenced — within the liveness bound.
 //!
@@ -39,6 +40,11 @@ use crate::trace::Trace;
 use crate::world::Outcome;
 
 const EVENTS_MAX: u64 = 20_000_000;
+/// The scheduler's bound on queued events, and the queue length at which a run is stopped before
+/// reaching it: a message storm (two leaders of one epoch answering each other's followers, say)
+/// is reported as an anomaly, not a crash of the simulator.
+const QUEUE_MAX: usize = 1_000_000;
+const QUEUE_STOP: usize = QUEUE_MAX - 10_000;
 const REBOOT_MS: u64 = 100;
 
 #[derive(Debug)]
@@ -104,6 +110,8 @@ pub struct ClusterWorld {
     nodes: Vec<NodeSlot>,
     admins: Vec<AdminSlot>,
     workload_rng: ChaCha8Rng,
+    /// The targeted faults' own stream, so turning them on moves no other draw.
+    nemesis_rng: ChaCha8Rng,
     checker: QuorumChecker,
     script: Script,
     chaos_over: bool,
@@ -164,7 +172,7 @@ impl ClusterWorld {
             .collect();
         let all_nodes = crate::plan::all_nodes(options).len();
         ClusterWorld {
-            scheduler: Scheduler::new(1_000_000),
+            scheduler: Scheduler::new(QUEUE_MAX),
             trace: Trace::new(emit_trace),
             net: SimNet::new(options.net.clone(), rng::stream(seed, "network")),
             clock: SimClock::new(options.clock.clone(), rng::stream(seed, "clock"), all_nodes),
@@ -176,6 +184,7 @@ impl ClusterWorld {
             nodes,
             admins,
             workload_rng: rng::stream(seed, "workload"),
+            nemesis_rng: rng::stream(seed, "faults/nemesis"),
             checker: QuorumChecker::default(),
             script,
             chaos_over: false,
@@ -208,6 +217,13 @@ impl ClusterWorld {
                 self.run_script(now);
             }
             if self.finished {
+                break;
+            }
+            if self.scheduler.len() >= QUEUE_STOP {
+                self.checker.anomalies.push(Anomaly::new(
+                    "event-budget-exceeded",
+                    format!("at {now}: more than {QUEUE_STOP} events queued (a message storm)"),
+                ));
                 break;
             }
             if self.trace.events() >= EVENTS_MAX {
@@ -372,7 +388,31 @@ impl ClusterWorld {
             match effect {
                 NodeEffect::Send { to, message } => {
                     let from = slot.id;
+                    let granted_vote = matches!(
+                        message,
+                        NodeMessage::Quorum(QuorumMessage::VoteResponse {
+                            granted: true,
+                            pre_vote: false,
+                            ..
+                        })
+                    );
                     self.send(now, from, NodeId(to), message);
+                    if granted_vote && self.crash_after_vote() {
+                        self.trace.event(
+                            sequence,
+                            now,
+                            &from,
+                            format_args!("nemesis: crash right after a granted vote"),
+                        );
+                        self.power_off(now, node, "crash after vote");
+                        let down_ms = rng::range_u64(
+                            &mut self.nemesis_rng,
+                            1,
+                            self.plan.options.faults.down_ms_max.max(1),
+                        );
+                        self.schedule_start(node, now.plus_millis(down_ms));
+                        return;
+                    }
                 }
                 NodeEffect::Sync { token, path } => {
                     let ticket = slot.disk.request_sync(&path);
@@ -408,6 +448,12 @@ impl ClusterWorld {
                 }
             }
         }
+    }
+
+    /// Whether the vote nemesis strikes now (during the chaos only).
+    fn crash_after_vote(&mut self) -> bool {
+        let probability = self.cluster.crash_after_vote_probability;
+        !self.chaos_over && probability > 0.0 && rng::chance(&mut self.nemesis_rng, probability)
     }
 
     fn arm_timer(&mut self, node: usize) {
@@ -586,6 +632,7 @@ impl ClusterWorld {
         );
         self.chaos_over = true;
         self.net.heal();
+        self.net.calm();
         for slot in &mut self.nodes {
             slot.disk.calm();
         }

@@ -405,6 +405,20 @@ impl Quorum {
                     if accepted.matched_end.is_some() { env.now } else { env.now.plus_millis(interval_ms) };
             }
             FetchResult::Diverging { epoch, end_offset } => {
+                // The leader's log ends `epoch` at `end_offset`, a fact of its log that never changes
+                // once a later epoch began. If this node holds committed entries of that epoch past
+                // it, the leader lacks a committed entry: durable state was lost (disk damage) or a
+                // bug broke Raft. Probing again would only loop; halt, and after the restart (which
+                // forgets the high watermark) the log is repaired from the leader.
+                let local_end = self.end_of_epoch(epoch).map_or(self.floor(), |(_, end)| end);
+                let point = end_offset.min(local_end).min(self.log.log_end_offset());
+                if point < self.high_watermark {
+                    self.halt(format!(
+                        "the leader's log diverges from this node's at offset {point}, below the high watermark {}: committed entries disagree",
+                        self.high_watermark
+                    ));
+                    return;
+                }
                 self.fetcher.probe = Some(self.divergence_probe(epoch, end_offset));
                 self.fetcher.next_fetch_at = env.now;
             }
