@@ -108,3 +108,17 @@ fn followers_whose_committed_entries_the_leader_lacks_halt_and_repair_instead_of
     assert!(kinds.contains(&"log-matching-after-damage"), "the damage no longer happens here: {kinds:?}");
     assert!(!kinds.contains(&"no-convergence"), "{kinds:?}");
 }
+
+/// Seed 4576: a transient read error while opening the newest snapshot once deleted it as
+/// invalid — the only copy of what the compacted log no longer held — and the node could never
+/// start again. Now the open fails and the next start reads it.
+#[test]
+fn a_transient_read_error_never_deletes_the_only_snapshot() {
+    let outcome = run(4576, &[]);
+    assert!(outcome.verdict.ok, "{:?}", outcome.verdict.anomalies);
+    assert!(
+        !outcome.verdict.observations.iter().any(|o| o.kind == "no-convergence"),
+        "{:?}",
+        outcome.verdict.observations
+    );
+}

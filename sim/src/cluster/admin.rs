@@ -4,7 +4,9 @@
 //! One request at a time. NOT_CONTROLLER moves it to the next node (round robin) after a short
 //! backoff and retries the same request (a definite error after such a retry is recorded as
 //! indefinite: the first attempt may have committed); a timeout records the operation as
-//! indefinite (`info`) and moves on — a create that timed out may or may not have happened, and the checker allows both.
+//! indefinite (`info`) and moves on. TOPIC_ALREADY_EXISTS and UNKNOWN_TOPIC_OR_PARTITION are
+//! indefinite too: they are what the second execution of a duplicated request answers, and the
+//! client may see that answer first. The checker allows either outcome of an indefinite one.
 //! Every operation goes into the admin history, which the checker judges at the end: an
 //! acknowledged create must survive unless a delete of that name was invoked after it; an
 //! acknowledged delete must not come undone.
@@ -211,7 +213,11 @@ impl Admin {
             }
             Err(code) => {
                 let pending = self.pending.take().expect("pending");
-                let outcome = if pending.ambiguous { AdminOutcome::Info } else { AdminOutcome::Fail };
+                // TOPIC_ALREADY_EXISTS and UNKNOWN_TOPIC_OR_PARTITION are what a second execution
+                // of the same request answers (a duplicated message, or a retry after
+                // NOT_CONTROLLER): they do not prove this request did nothing.
+                let echo = matches!(code, ErrorCode::TopicAlreadyExists | ErrorCode::UnknownTopicOrPartition);
+                let outcome = if pending.ambiguous || echo { AdminOutcome::Info } else { AdminOutcome::Fail };
                 self.complete(now, pending, outcome, None, Some(code.name().to_string()));
             }
         }

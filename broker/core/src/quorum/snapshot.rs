@@ -112,7 +112,17 @@ pub(super) fn open_latest(
             Ok(size) if size > SNAPSHOT_BYTES_MAX + HEADER_BYTES as u64 => {
                 Err(format!("{size} bytes is too large"))
             }
-            Ok(_) => env.storage.read_all(&path(id)).map_err(|error| format!("unreadable: {error}")),
+            Ok(_) => match env.storage.read_all(&path(id)) {
+                Ok(bytes) => Ok(bytes),
+                // An I/O error says nothing about the snapshot's contents (it may be transient):
+                // removing the file could lose the only copy of what the log no longer holds.
+                // Fail the open instead; the next start reads it again.
+                Err(error) => {
+                    return Err(QuorumError::Unrecoverable(format!(
+                        "snapshot {id:?} cannot be read now: {error}"
+                    )))
+                }
+            },
             Err(error) => Err(format!("unreadable: {error}")),
         };
         match bytes.and_then(|bytes| decode(id, &bytes).map(<[u8]>::to_vec)) {
