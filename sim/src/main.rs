@@ -67,7 +67,7 @@ enum Command {
         /// Save the fault plan (options and timed faults) to FILE, for `replay`.
         #[arg(long, value_name = "FILE")]
         save_plan: Option<PathBuf>,
-        /// Write the client history as JSON lines to FILE.
+        /// Write the client history as JSON lines to FILE (the controller workload: admin operations).
         #[arg(long, value_name = "FILE")]
         history: Option<PathBuf>,
         #[command(flatten)]
@@ -240,8 +240,16 @@ fn run_plan(
     let outcome = seedlog_sim::run_plan(plan, script, trace);
     let matched = scenario.map(|scenario| scenario.matches(&outcome));
     if let Some(path) = history {
-        std::fs::write(&path, outcome.history.to_json_lines())
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let lines = match outcome.workload {
+            Workload::Log => outcome.history.to_json_lines(),
+            Workload::Controller => outcome
+                .admin_ops
+                .iter()
+                .map(|op| serde_json::to_string(op).map(|line| line + "\n"))
+                .collect::<Result<String, _>>()
+                .map_err(|e| e.to_string())?,
+        };
+        std::fs::write(&path, lines).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     if json {
         println!("{}", outcome_json(&outcome, &plants, scenario));

@@ -118,6 +118,9 @@ pub struct Outcome {
     pub verdict: Verdict,
     #[serde(skip)]
     pub history: History,
+    /// The controller workload's admin operations (its history), empty for the log workload.
+    #[serde(skip)]
+    pub admin_ops: Vec<crate::cluster::admin::AdminOp>,
 }
 
 pub struct World {
@@ -833,6 +836,7 @@ impl World {
             sim_time_ms: self.scheduler.now().as_millis(),
             verdict,
             history: self.history,
+            admin_ops: Vec::new(),
         }
     }
 }

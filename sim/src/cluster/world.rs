@@ -814,6 +814,7 @@ impl ClusterWorld {
             sim_time_ms: self.scheduler.now().as_millis(),
             verdict,
             history: Default::default(),
+            admin_ops: self.admins.iter().flat_map(|slot| slot.admin.ops.iter().cloned()).collect(),
         }
     }
 }
