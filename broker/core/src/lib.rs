@@ -18,3 +18,5 @@ pub mod node;
 pub mod protocol;
 pub mod quorum;
 pub mod record;
+#[cfg(test)]
+mod test_support;

@@ -9,78 +9,14 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
 use super::*;
-use crate::env::{NoFaults, Storage};
+use crate::env::NoFaults;
 use crate::log::LogConfig;
 use crate::metadata::{BrokerId, TopicId};
+use crate::test_support::MemStorage;
 
 const ADMIN: NodeId = 100;
 const SESSION_MS: u64 = 1_000;
 const HEARTBEAT_MS: u64 = 200;
-
-#[derive(Default)]
-struct MemStorage {
-    files: BTreeMap<String, Vec<u8>>,
-}
-
-impl Storage for MemStorage {
-    fn create(&mut self, path: &str) -> Result<(), StorageError> {
-        if self.files.contains_key(path) {
-            return Err(StorageError::AlreadyExists);
-        }
-        self.files.insert(path.to_string(), Vec::new());
-        Ok(())
-    }
-
-    fn write_at(&mut self, path: &str, offset: u64, data: &[u8]) -> Result<(), StorageError> {
-        let file = self.files.get_mut(path).ok_or(StorageError::NotFound)?;
-        let end = offset as usize + data.len();
-        if file.len() < end {
-            file.resize(end, 0);
-        }
-        file[offset as usize..end].copy_from_slice(data);
-        Ok(())
-    }
-
-    fn append(&mut self, path: &str, data: &[u8]) -> Result<u64, StorageError> {
-        let offset = self.len(path)?;
-        self.write_at(path, offset, data)?;
-        Ok(offset)
-    }
-
-    fn read_at(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
-        let file = self.files.get(path).ok_or(StorageError::NotFound)?;
-        let end = offset as usize + buf.len();
-        if end > file.len() {
-            return Err(StorageError::OutOfRange);
-        }
-        buf.copy_from_slice(&file[offset as usize..end]);
-        Ok(())
-    }
-
-    fn len(&mut self, path: &str) -> Result<u64, StorageError> {
-        self.files.get(path).map(|file| file.len() as u64).ok_or(StorageError::NotFound)
-    }
-
-    fn truncate(&mut self, path: &str, len: u64) -> Result<(), StorageError> {
-        let file = self.files.get_mut(path).ok_or(StorageError::NotFound)?;
-        file.resize(len as usize, 0);
-        Ok(())
-    }
-
-    fn list(&mut self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        Ok(self.files.keys().filter(|path| path.starts_with(prefix)).cloned().collect())
-    }
-
-    fn remove(&mut self, path: &str) -> Result<(), StorageError> {
-        self.files.remove(path).map(|_| ()).ok_or(StorageError::NotFound)
-    }
-
-    fn rename(&mut self, from: &str, to: &str) -> Result<(), StorageError> {
-        let file = self.files.remove(from).ok_or(StorageError::NotFound)?;
-        self.files.insert(to.to_string(), file);
-        Ok(())
-    }
-}
 
 enum Event {
     Deliver { from: NodeId, to: NodeId, message: NodeMessage },
