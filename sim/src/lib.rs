@@ -9,6 +9,7 @@ pub mod history;
 pub mod net;
 pub mod options;
 pub mod plan;
+pub mod process;
 pub mod rng;
 pub mod scenario;
 pub mod scheduler;

@@ -31,6 +31,7 @@ use crate::disk::{DamageKind, FaultAtlas, SimDisk, SyncTicket};
 use crate::history::History;
 use crate::net::{NodeId, SimNet};
 use crate::plan::{Fault, Plan};
+use crate::process::{Process, Status};
 use crate::rng;
 use crate::scheduler::Scheduler;
 use crate::trace::Trace;
@@ -75,26 +76,8 @@ enum Event {
     End,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Status {
-    Down,
-    Up,
-    Paused,
-    ShuttingDown { down_ms: u64 },
-}
-
-struct BrokerNode {
-    id: NodeId,
-    broker: Option<Broker>,
-    disk: SimDisk,
-    rng: ChaCha8Rng,
-    incarnation: u64,
-    status: Status,
-    /// Events that arrived while the node was paused, delivered in order when it resumes.
-    deferred: Vec<Event>,
-    timer_at: Option<Time>,
-    start_scheduled: bool,
-}
+/// The broker's process.
+type BrokerNode = Process<Broker, Event>;
 
 enum Client {
     Producer(Producer),
@@ -148,13 +131,6 @@ pub struct World {
     sequence: u64,
 }
 
-impl BrokerNode {
-    /// The environment for one step of this node: its disk and RNG, the run's fault sites.
-    fn env<'a>(&'a mut self, now: Time, wall_clock_ms: i64, faults: &'a mut SimFaults) -> Env<'a> {
-        Env { now, wall_clock_ms, storage: &mut self.disk, rng: &mut self.rng, faults }
-    }
-}
-
 impl World {
     pub fn new(plan: Plan, emit_trace: bool) -> World {
         let options = &plan.options;
@@ -167,17 +143,7 @@ impl World {
                 let mut disk =
                     SimDisk::new(options.disk.clone(), rng::stream(seed, &format!("disk/{index}")));
                 disk.set_atlas(index, atlas.clone());
-                BrokerNode {
-                    id: NodeId(index as u32),
-                    broker: None,
-                    disk,
-                    rng: rng::stream(seed, &format!("node/{index}")),
-                    incarnation: 0,
-                    status: Status::Down,
-                    deferred: Vec::new(),
-                    timer_at: None,
-                    start_scheduled: false,
-                }
+                BrokerNode::new(NodeId(index as u32), disk, rng::stream(seed, &format!("node/{index}")))
             })
             .collect();
         // Clients follow the brokers: client `i` is process `i` and node `brokers + i`.
@@ -347,15 +313,7 @@ impl World {
 
     /// If the node is paused, keeps the event for its resumption and returns true.
     fn deferred(&mut self, node: usize, incarnation: u64, event: impl FnOnce() -> Event) -> bool {
-        let slot = &mut self.brokers[node];
-        if slot.incarnation != incarnation || slot.status == Status::Down {
-            return true; // The node it was for is gone: dropped.
-        }
-        if slot.status == Status::Paused {
-            slot.deferred.push(event());
-            return true;
-        }
-        false
+        self.brokers[node].hold(incarnation, event)
     }
 
     fn deliver(&mut self, now: Time, sequence: u64, from: NodeId, to: NodeId, message: Message) {
@@ -461,9 +419,9 @@ impl World {
     fn with_broker(&mut self, now: Time, node: usize, input: impl FnOnce(&mut Broker, &mut Env<'_>)) {
         let wall_clock_ms = self.clock.wall_clock_ms(self.brokers[node].id, now);
         let slot = &mut self.brokers[node];
-        let Some(mut broker) = slot.broker.take() else { return };
+        let Some(mut broker) = slot.core.take() else { return };
         input(&mut broker, &mut slot.env(now, wall_clock_ms, &mut self.faults));
-        slot.broker = Some(broker);
+        slot.core = Some(broker);
         self.execute_effects(now, node);
         self.check_broker_invariants(now, node);
         self.arm_broker_timer(node);
@@ -472,7 +430,7 @@ impl World {
     fn execute_effects(&mut self, now: Time, node: usize) {
         loop {
             let slot = &mut self.brokers[node];
-            let Some(broker) = slot.broker.as_mut() else { return };
+            let Some(broker) = slot.core.as_mut() else { return };
             let Some(effect) = broker.poll_effect() else { return };
             let sequence = self.sequence;
             match effect {
@@ -503,10 +461,7 @@ impl World {
                         panic!("ShutdownComplete without a shutdown in progress");
                     };
                     self.trace.event(sequence, now, &id, format_args!("clean shutdown complete"));
-                    slot.broker = None;
-                    slot.status = Status::Down;
-                    slot.incarnation += 1;
-                    slot.timer_at = None;
+                    slot.stop();
                     self.schedule_start(node, now.plus_millis(down_ms));
                     return;
                 }
@@ -516,7 +471,7 @@ impl World {
 
     fn arm_broker_timer(&mut self, node: usize) {
         let slot = &mut self.brokers[node];
-        let Some(broker) = slot.broker.as_ref() else { return };
+        let Some(broker) = slot.core.as_ref() else { return };
         let Some(deadline) = broker.next_deadline() else { return };
         if slot.timer_at != Some(deadline) {
             slot.timer_at = Some(deadline);
@@ -542,7 +497,7 @@ impl World {
         let slot = &mut self.brokers[node];
         match Broker::start(&mut slot.env(now, wall_clock_ms, &mut self.faults), config) {
             Ok((broker, reports)) => {
-                slot.broker = Some(broker);
+                slot.core = Some(broker);
                 slot.status = Status::Up;
                 slot.incarnation += 1;
                 let id = slot.id;
@@ -574,25 +529,14 @@ impl World {
 
     /// Power loss: the process and the disk's unsynced writes are gone.
     fn power_off(&mut self, now: Time, node: usize, why: &str) {
-        let slot = &mut self.brokers[node];
-        slot.broker = None;
-        slot.status = Status::Down;
-        slot.incarnation += 1;
-        slot.deferred.clear();
-        slot.timer_at = None;
-        let report = slot.disk.crash();
-        let id = slot.id;
+        let report = self.brokers[node].power_off();
+        let id = self.brokers[node].id;
         self.trace.event(self.sequence, now, &id, format_args!("power off ({why}): {report:?}"));
     }
 
     fn resume(&mut self, now: Time, sequence: u64, node: usize, incarnation: u64) {
-        let slot = &mut self.brokers[node];
-        if slot.incarnation != incarnation || slot.status != Status::Paused {
-            return;
-        }
-        slot.status = Status::Up;
-        let id = slot.id;
-        let deferred = std::mem::take(&mut slot.deferred);
+        let Some(deferred) = self.brokers[node].resume(incarnation) else { return };
+        let id = self.brokers[node].id;
         self.trace.event(sequence, now, &id, format_args!("resume ({} deferred events)", deferred.len()));
         // Everything that arrived or came due during the pause happens now, in its original order.
         for event in deferred {
@@ -706,7 +650,7 @@ impl World {
     /// After every step on a live broker: the high watermark never goes down (unless injected
     /// damage explains it), and the log start only grows.
     fn check_broker_invariants(&mut self, now: Time, node: usize) {
-        let Some(broker) = self.brokers[node].broker.as_ref() else { return };
+        let Some(broker) = self.brokers[node].core.as_ref() else { return };
         for partition in 0..self.high_watermark_max.len() {
             let Some(log) = broker.log(partition as u32) else { continue };
             let high_watermark = log.durable_offset();
@@ -732,7 +676,7 @@ impl World {
 
     /// Each partition's log start offset on a live broker (0 if down).
     fn log_starts(&self, node: usize) -> Vec<i64> {
-        let broker = self.brokers[node].broker.as_ref();
+        let broker = self.brokers[node].core.as_ref();
         (0..self.retention_log_start.len() as u32)
             .map(|p| broker.and_then(|b| b.log(p)).map_or(0, |log| log.log_start_offset()))
             .collect()
@@ -745,7 +689,7 @@ impl World {
         let damaged_from: BTreeMap<u32, i64> =
             (0..partitions).filter_map(|p| self.damaged_from(p).map(|from| (p, from))).collect();
         let slot = &mut self.brokers[node];
-        let Some(mut broker) = slot.broker.take() else { return };
+        let Some(mut broker) = slot.core.take() else { return };
         let mut env = slot.env(now, wall_clock_ms, &mut self.faults);
         let mut failures = Vec::new();
         let mut skipped = Vec::new();
@@ -771,7 +715,7 @@ impl World {
                 }
             }
         }
-        slot.broker = Some(broker);
+        slot.core = Some(broker);
         for failure in failures {
             self.state_anomalies.push(Anomaly::new("corrupt-log-after-recovery", failure));
         }

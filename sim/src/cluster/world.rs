@@ -31,9 +31,10 @@ use super::script::{Action, Script, Target};
 use crate::buggify::SimFaults;
 use crate::checker::{Anomaly, Verdict};
 use crate::clock::SimClock;
-use crate::disk::{DamageKind, FaultAtlas, FaultMode, SimDisk, SyncTicket};
+use crate::disk::{FaultAtlas, FaultMode, SimDisk, SyncTicket};
 use crate::net::{NodeId, Partition, SimNet};
 use crate::plan::{Fault, Plan};
+use crate::process::{Process, Status};
 use crate::rng;
 use crate::scheduler::Scheduler;
 use crate::trace::Trace;
@@ -61,38 +62,8 @@ enum Event {
     End,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Status {
-    Down,
-    Up,
-    Paused,
-    ShuttingDown { down_ms: u64 },
-}
-
-struct NodeSlot {
-    id: NodeId,
-    node: Option<Node>,
-    disk: SimDisk,
-    rng: ChaCha8Rng,
-    incarnation: u64,
-    status: Status,
-    deferred: Vec<Event>,
-    timer_at: Option<Time>,
-    start_scheduled: bool,
-    /// The last start failed (the node's state could not be read back).
-    start_failed: bool,
-}
-
-impl NodeSlot {
-    fn env<'a>(&'a mut self, now: Time, wall_clock_ms: i64, faults: &'a mut SimFaults) -> Env<'a> {
-        Env { now, wall_clock_ms, storage: &mut self.disk, rng: &mut self.rng, faults }
-    }
-
-    /// Durable damage (not a torn unsynced write) anywhere on this node's disk.
-    fn damaged(&self) -> bool {
-        self.disk.damage().iter().any(|damage| !matches!(damage.kind, DamageKind::Torn { .. }))
-    }
-}
+/// A cluster node's process; `start_failed` is kept beside it (see `ClusterWorld::start_failed`).
+type NodeSlot = Process<Node, Event>;
 
 struct AdminSlot {
     admin: Admin,
@@ -108,6 +79,8 @@ pub struct ClusterWorld {
     clock: SimClock,
     faults: SimFaults,
     nodes: Vec<NodeSlot>,
+    /// Per node: its last start failed (its state could not be read back).
+    start_failed: Vec<bool>,
     admins: Vec<AdminSlot>,
     workload_rng: ChaCha8Rng,
     /// The targeted faults' own stream, so turning them on moves no other draw.
@@ -141,18 +114,7 @@ impl ClusterWorld {
                 if let Some(replica) = damageable.iter().position(|&n| n == index) {
                     disk.set_atlas(replica, atlas.clone());
                 }
-                NodeSlot {
-                    id: NodeId(index as u32),
-                    node: None,
-                    disk,
-                    rng: rng::stream(seed, &format!("node/{index}")),
-                    incarnation: 0,
-                    status: Status::Down,
-                    deferred: Vec::new(),
-                    timer_at: None,
-                    start_scheduled: false,
-                    start_failed: false,
-                }
+                NodeSlot::new(NodeId(index as u32), disk, rng::stream(seed, &format!("node/{index}")))
             })
             .collect();
         let targets: Vec<NodeId> = (0..cluster.nodes()).map(NodeId).collect();
@@ -181,6 +143,7 @@ impl ClusterWorld {
                 options.plants.iter().copied().collect(),
                 rng::stream(seed, "buggify"),
             ),
+            start_failed: vec![false; node_count],
             nodes,
             admins,
             workload_rng: rng::stream(seed, "workload"),
@@ -288,15 +251,7 @@ impl ClusterWorld {
     }
 
     fn deferred(&mut self, node: usize, incarnation: u64, event: impl FnOnce() -> Event) -> bool {
-        let slot = &mut self.nodes[node];
-        if slot.incarnation != incarnation || slot.status == Status::Down {
-            return true;
-        }
-        if slot.status == Status::Paused {
-            slot.deferred.push(event());
-            return true;
-        }
-        false
+        self.nodes[node].hold(incarnation, event)
     }
 
     fn deliver(&mut self, now: Time, sequence: u64, from: NodeId, to: NodeId, message: NodeMessage) {
@@ -370,9 +325,9 @@ impl ClusterWorld {
     fn with_node(&mut self, now: Time, node: usize, input: impl FnOnce(&mut Node, &mut Env<'_>)) {
         let wall_clock_ms = self.clock.wall_clock_ms(self.nodes[node].id, now);
         let slot = &mut self.nodes[node];
-        let Some(mut core) = slot.node.take() else { return };
+        let Some(mut core) = slot.core.take() else { return };
         input(&mut core, &mut slot.env(now, wall_clock_ms, &mut self.faults));
-        slot.node = Some(core);
+        slot.core = Some(core);
         self.execute_effects(now, node);
         self.check_node(now, node);
         self.arm_timer(node);
@@ -382,7 +337,7 @@ impl ClusterWorld {
     fn execute_effects(&mut self, now: Time, node: usize) {
         loop {
             let slot = &mut self.nodes[node];
-            let Some(core) = slot.node.as_mut() else { return };
+            let Some(core) = slot.core.as_mut() else { return };
             let Some(effect) = core.poll_effect() else { return };
             let sequence = self.sequence;
             match effect {
@@ -438,11 +393,7 @@ impl ClusterWorld {
                     };
                     self.trace.event(sequence, now, &id, format_args!("controlled shutdown complete"));
                     self.check_node(now, node);
-                    let slot = &mut self.nodes[node];
-                    slot.node = None;
-                    slot.status = Status::Down;
-                    slot.incarnation += 1;
-                    slot.timer_at = None;
+                    self.nodes[node].stop();
                     self.schedule_start(node, now.plus_millis(down_ms));
                     return;
                 }
@@ -458,7 +409,7 @@ impl ClusterWorld {
 
     fn arm_timer(&mut self, node: usize) {
         let slot = &mut self.nodes[node];
-        let Some(core) = slot.node.as_ref() else { return };
+        let Some(core) = slot.core.as_ref() else { return };
         let Some(deadline) = core.next_deadline() else { return };
         if slot.timer_at != Some(deadline) {
             slot.timer_at = Some(deadline);
@@ -487,10 +438,10 @@ impl ClusterWorld {
         let slot = &mut self.nodes[node];
         match Node::start(&mut slot.env(now, wall_clock_ms, &mut self.faults), config) {
             Ok(core) => {
-                slot.node = Some(core);
+                slot.core = Some(core);
                 slot.status = Status::Up;
-                slot.start_failed = false;
                 slot.incarnation += 1;
+                self.start_failed[node] = false;
                 let id = slot.id;
                 self.trace.event(sequence, now, &id, format_args!("started"));
                 self.checker.node_restarted(node as u32);
@@ -499,7 +450,7 @@ impl ClusterWorld {
                 self.arm_timer(node);
             }
             Err(error) => {
-                slot.start_failed = true;
+                self.start_failed[node] = true;
                 let id = slot.id;
                 self.trace.event(sequence, now, &id, format_args!("start failed: {error:?}; retrying"));
                 // Retrying a start that read back unreadable state only repeats it; wait longer.
@@ -509,25 +460,14 @@ impl ClusterWorld {
     }
 
     fn power_off(&mut self, now: Time, node: usize, why: &str) {
-        let slot = &mut self.nodes[node];
-        slot.node = None;
-        slot.status = Status::Down;
-        slot.incarnation += 1;
-        slot.deferred.clear();
-        slot.timer_at = None;
-        let report = slot.disk.crash();
-        let id = slot.id;
+        let report = self.nodes[node].power_off();
+        let id = self.nodes[node].id;
         self.trace.event(self.sequence, now, &id, format_args!("power off ({why}): {report:?}"));
     }
 
     fn resume(&mut self, now: Time, sequence: u64, node: usize, incarnation: u64) {
-        let slot = &mut self.nodes[node];
-        if slot.incarnation != incarnation || slot.status != Status::Paused {
-            return;
-        }
-        slot.status = Status::Up;
-        let id = slot.id;
-        let deferred = std::mem::take(&mut slot.deferred);
+        let Some(deferred) = self.nodes[node].resume(incarnation) else { return };
+        let id = self.nodes[node].id;
         self.trace.event(sequence, now, &id, format_args!("resume ({} deferred events)", deferred.len()));
         for event in deferred {
             self.scheduler.schedule(now, event);
@@ -586,7 +526,7 @@ impl ClusterWorld {
     fn run_script(&mut self, now: Time) {
         let leader = self.active_leader();
         let candidate = self.nodes.iter().find_map(|slot| {
-            let core = slot.node.as_ref().filter(|_| slot.status == Status::Up)?;
+            let core = slot.core.as_ref().filter(|_| slot.status == Status::Up)?;
             (core.quorum().role() == QuorumRole::Candidate).then_some(slot.id.0)
         });
         while let Some(action) = self.script.due(now, leader.is_some(), candidate.is_some()) {
@@ -655,7 +595,7 @@ impl ClusterWorld {
 
     fn check_node(&mut self, now: Time, node: usize) {
         let slot = &mut self.nodes[node];
-        let Some(core) = slot.node.as_mut() else { return };
+        let Some(core) = slot.core.as_mut() else { return };
         let applied = core.take_applied();
         self.at.clear();
         use std::fmt::Write;
@@ -668,7 +608,7 @@ impl ClusterWorld {
     /// The node that is quorum leader and active controller, if exactly one live node is.
     fn active_leader(&self) -> Option<u32> {
         let mut leaders = self.nodes.iter().filter_map(|slot| {
-            let core = slot.node.as_ref().filter(|_| slot.status == Status::Up)?;
+            let core = slot.core.as_ref().filter(|_| slot.status == Status::Up)?;
             core.is_active_controller().then_some(slot.id.0)
         });
         let leader = leaders.next()?;
@@ -697,7 +637,7 @@ impl ClusterWorld {
         let Some(leader) = self.active_leader() else {
             return Err("no single active controller".into());
         };
-        let leader_core = self.nodes[leader as usize].node.as_ref().expect("the leader is up");
+        let leader_core = self.nodes[leader as usize].core.as_ref().expect("the leader is up");
         let high_watermark = leader_core.quorum().high_watermark();
         if leader_core.quorum().log_end_offset() != high_watermark {
             return Err(format!(
@@ -708,16 +648,16 @@ impl ClusterWorld {
         }
         // Images at the same offset are equal, or the invariants already reported otherwise.
         let image = leader_core.image();
-        for slot in &self.nodes {
+        for (slot, start_failed) in self.nodes.iter().zip(&self.start_failed) {
             let index = slot.id.0;
             if slot.status != Status::Up {
                 // A node whose own durable state was damaged past reading is excused.
-                if slot.start_failed && slot.damaged() {
+                if *start_failed && slot.damaged() {
                     continue;
                 }
                 return Err(format!("n{index} is not up ({:?})", slot.status));
             }
-            let core = slot.node.as_ref().expect("an up node has its core");
+            let core = slot.core.as_ref().expect("an up node has its core");
             if core.quorum().high_watermark() != high_watermark {
                 return Err(format!(
                     "n{index} is at high watermark {} of {high_watermark}",
@@ -770,7 +710,7 @@ impl ClusterWorld {
         match (self.converged_at, self.convergence()) {
             (Some(_), _) => {
                 let leader = self.active_leader().expect("converged with a leader") as usize;
-                let image = self.nodes[leader].node.as_ref().expect("leader up").image().clone();
+                let image = self.nodes[leader].core.as_ref().expect("leader up").image().clone();
                 let ops: Vec<AdminOp> =
                     self.admins.iter().flat_map(|slot| slot.admin.ops.iter().cloned()).collect();
                 for anomaly in check_admin_history(&ops, &image) {
