@@ -49,6 +49,9 @@ pub struct AdminOp {
     pub topic_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// It was retried after NOT_CONTROLLER: an earlier attempt may also have taken effect (a
+    /// delete by name may have removed another topic of that name than the one it reports).
+    pub retried: bool,
     #[serde(skip)]
     pub id: Option<TopicId>,
 }
@@ -231,6 +234,7 @@ impl Admin {
         id: Option<TopicId>,
         error: Option<String>,
     ) {
+        let retried = pending.ambiguous;
         let (action, topic) = match pending.request {
             ControllerRequest::CreateTopic { name, .. } => ("create", name),
             ControllerRequest::DeleteTopic { name } => ("delete", name),
@@ -245,6 +249,7 @@ impl Admin {
             outcome,
             topic_id: id.map(|id| topic_id_hex(&id)),
             error,
+            retried,
             id,
         });
         if !self.stopped {

@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use seedlog_core::env::Time;
 use seedlog_core::metadata::{MetadataImage, TopicId};
 use seedlog_core::node::{Applied, Node};
 use seedlog_core::quorum::QuorumRole;
@@ -48,6 +49,11 @@ pub struct QuorumChecker {
     /// (topic, partition, leader epoch) → leader.
     leader_of_epoch: BTreeMap<(TopicId, u32, i32), Option<u32>>,
     pub anomalies: Vec<Anomaly>,
+    /// When each anomaly was found (parallel to `anomalies`), so that only damage injected
+    /// before it can excuse it.
+    pub anomaly_times: Vec<Time>,
+    /// The time of the step being checked.
+    now: Time,
 }
 
 #[derive(Clone, Copy)]
@@ -65,7 +71,14 @@ impl QuorumChecker {
         // One report per kind is enough to fail a run; later ones would only repeat it.
         if self.anomalies.iter().filter(|a| a.kind == kind).count() < 3 {
             self.anomalies.push(Anomaly::new(kind, detail));
+            self.anomaly_times.push(self.now);
         }
+    }
+
+    /// An anomaly found by the world itself (not by an invariant), at `now`.
+    pub fn report(&mut self, now: Time, anomaly: Anomaly) {
+        self.anomalies.push(anomaly);
+        self.anomaly_times.push(now);
     }
 
     /// A node restarted: its high watermark starts over, so its log is compared again as it grows.
@@ -76,7 +89,8 @@ impl QuorumChecker {
 
     /// Everything checkable about one live node after a step it took. `applied` is what the node
     /// applied during the step.
-    pub fn check_node(&mut self, at: &str, node_id: u32, node: &Node, applied: &[Applied]) {
+    pub fn check_node(&mut self, now: Time, at: &str, node_id: u32, node: &Node, applied: &[Applied]) {
+        self.now = now;
         let quorum = node.quorum();
         let epoch = quorum.epoch();
         let high_watermark = quorum.high_watermark();

@@ -13,9 +13,11 @@
 //! Injected durable damage (bit rot, latent sector errors, misdirected writes) on a voter's metadata
 //! log can legitimately break Raft: a voter that lost a committed entry to corruption may vote for
 //! a candidate without it (the problem Protocol-Aware Recovery solves; Seedlog's quorum does not
-//! yet). Safety anomalies in a run with such damage are therefore reported as observations
-//! (`…-after-damage`), never hidden, and never counted as failures. In liveness mode damage hits
-//! only a minority of the voters (and broker-only nodes), so a majority keeps good copies.
+//! yet). A safety anomaly found after such damage hit a voter is therefore reported as an
+//! observation (`…-after-damage`), never hidden and never counted as a failure — except
+//! `election-safety`, which damage explains only if it hit a voter's persisted election state.
+//! Damage after the anomaly, or on observers, excuses nothing. In liveness mode damage hits only a
+//! minority of the voters (and broker-only nodes), so a majority keeps good copies.
 
 use std::collections::BTreeMap;
 
@@ -31,7 +33,7 @@ use super::script::{Action, Script, Target};
 use crate::buggify::SimFaults;
 use crate::checker::{Anomaly, Verdict};
 use crate::clock::SimClock;
-use crate::disk::{FaultAtlas, FaultMode, SimDisk, SyncTicket};
+use crate::disk::{DamageKind, FaultAtlas, FaultMode, SimDisk, SyncTicket};
 use crate::net::{NodeId, Partition, SimNet};
 use crate::plan::{Fault, Plan};
 use crate::process::{Process, Status};
@@ -81,6 +83,11 @@ pub struct ClusterWorld {
     nodes: Vec<NodeSlot>,
     /// Per node: its last start failed (its state could not be read back).
     start_failed: Vec<bool>,
+    /// Durable damage on the voters' disks as it happened: (when, the file). Only damage that
+    /// came before an anomaly can excuse it.
+    voter_damage: Vec<(Time, String)>,
+    /// Per voter, how many entries of its disk's damage list were already recorded.
+    voter_damage_seen: Vec<usize>,
     admins: Vec<AdminSlot>,
     workload_rng: ChaCha8Rng,
     /// The targeted faults' own stream, so turning them on moves no other draw.
@@ -144,6 +151,8 @@ impl ClusterWorld {
                 rng::stream(seed, "buggify"),
             ),
             start_failed: vec![false; node_count],
+            voter_damage: Vec::new(),
+            voter_damage_seen: vec![0; cluster.voters as usize],
             nodes,
             admins,
             workload_rng: rng::stream(seed, "workload"),
@@ -176,6 +185,7 @@ impl ClusterWorld {
         self.scheduler.schedule(Time::from_millis(options.chaos_ms + options.heal_ms), Event::End);
         while let Some((now, sequence, event)) = self.scheduler.pop() {
             self.step(now, sequence, event);
+            self.note_voter_damage(now);
             if !self.chaos_over {
                 self.run_script(now);
             }
@@ -183,17 +193,23 @@ impl ClusterWorld {
                 break;
             }
             if self.scheduler.len() >= QUEUE_STOP {
-                self.checker.anomalies.push(Anomaly::new(
-                    "event-budget-exceeded",
-                    format!("at {now}: more than {QUEUE_STOP} events queued (a message storm)"),
-                ));
+                self.checker.report(
+                    now,
+                    Anomaly::new(
+                        "event-budget-exceeded",
+                        format!("at {now}: more than {QUEUE_STOP} events queued (a message storm)"),
+                    ),
+                );
                 break;
             }
             if self.trace.events() >= EVENTS_MAX {
-                self.checker.anomalies.push(Anomaly::new(
-                    "event-budget-exceeded",
-                    format!("the run did not end within {EVENTS_MAX} events"),
-                ));
+                self.checker.report(
+                    now,
+                    Anomaly::new(
+                        "event-budget-exceeded",
+                        format!("the run did not end within {EVENTS_MAX} events"),
+                    ),
+                );
                 break;
             }
         }
@@ -601,7 +617,7 @@ impl ClusterWorld {
         use std::fmt::Write;
         let _ = write!(self.at, "at {now}");
         let at = std::mem::take(&mut self.at);
-        self.checker.check_node(&at, node as u32, core, &applied);
+        self.checker.check_node(now, &at, node as u32, core, &applied);
         self.at = at;
     }
 
@@ -689,18 +705,37 @@ impl ClusterWorld {
         Ok(())
     }
 
-    fn damage_on_voters(&self) -> bool {
-        self.nodes.iter().take(self.cluster.voters as usize).any(NodeSlot::damaged)
-            || self.nodes.iter().any(NodeSlot::damaged)
-                && self.plan.options.disk.fault_mode == FaultMode::SafetyOnly
+    /// Records durable damage (not a torn unsynced write) that appeared on a voter's disk.
+    fn note_voter_damage(&mut self, now: Time) {
+        for (voter, seen) in self.voter_damage_seen.iter_mut().enumerate() {
+            let damage = self.nodes[voter].disk.damage();
+            for item in &damage[*seen..] {
+                if !matches!(item.kind, DamageKind::Torn { .. }) {
+                    self.voter_damage.push((now, item.path.clone()));
+                }
+            }
+            *seen = damage.len();
+        }
+    }
+
+    /// Whether injected damage explains an anomaly found at `at`. Raft assumes a voter keeps what
+    /// it synced, so damage to a voter's metadata log before `at` can break any invariant; but
+    /// two leaders in one epoch need a voter to forget its vote, so `election-safety` is excused
+    /// only by damage to a persisted election state.
+    fn damage_explains(&self, kind: &str, at: Time) -> bool {
+        self.voter_damage.iter().any(|(when, path)| {
+            *when <= at && (kind != "election-safety" || path.starts_with("metadata/quorum-state"))
+        })
     }
 
     fn finish(mut self) -> Outcome {
         let mut anomalies = Vec::new();
         let mut observations = Vec::new();
-        let damage = self.damage_on_voters();
-        for anomaly in std::mem::take(&mut self.checker.anomalies) {
-            if damage && anomaly.kind != "event-budget-exceeded" {
+        let end = self.scheduler.now();
+        let damage = self.damage_explains("", end);
+        let times = std::mem::take(&mut self.checker.anomaly_times);
+        for (anomaly, at) in std::mem::take(&mut self.checker.anomalies).into_iter().zip(times) {
+            if anomaly.kind != "event-budget-exceeded" && self.damage_explains(&anomaly.kind, at) {
                 observations.push(Anomaly::new(&format!("{}-after-damage", anomaly.kind), anomaly.detail));
             } else {
                 anomalies.push(anomaly);
@@ -713,7 +748,8 @@ impl ClusterWorld {
                 let image = self.nodes[leader].core.as_ref().expect("leader up").image().clone();
                 let ops: Vec<AdminOp> =
                     self.admins.iter().flat_map(|slot| slot.admin.ops.iter().cloned()).collect();
-                for anomaly in check_admin_history(&ops, &image) {
+                let duplicates = self.plan.options.net.duplicate_probability > 0.0;
+                for anomaly in check_admin_history(&ops, &image, duplicates) {
                     if damage {
                         observations
                             .push(Anomaly::new(&format!("{}-after-damage", anomaly.kind), anomaly.detail));
@@ -760,8 +796,18 @@ impl ClusterWorld {
 }
 
 /// The admin history against the converged metadata: an acknowledged create survives unless a
-/// delete of the same name could have run after it; an acknowledged delete stays deleted.
-pub fn check_admin_history(ops: &[AdminOp], image: &seedlog_core::metadata::MetadataImage) -> Vec<Anomaly> {
+/// delete could have removed it; an acknowledged delete stays deleted (topic ids are never reused).
+///
+/// A delete works by name, so what it removed is known only from its answer: an acknowledged
+/// delete that reports another topic id did not remove this one — unless it was retried after
+/// NOT_CONTROLLER (an earlier attempt may have applied too), or the network duplicates messages
+/// (a late copy of any delete of that name may apply at any time). An indefinite delete may have
+/// applied. A definite failure did nothing.
+pub fn check_admin_history(
+    ops: &[AdminOp],
+    image: &seedlog_core::metadata::MetadataImage,
+    duplicates: bool,
+) -> Vec<Anomaly> {
     let mut anomalies = Vec::new();
     let mut deletes: BTreeMap<&str, Vec<&AdminOp>> = BTreeMap::new();
     for op in ops.iter().filter(|op| op.action == "delete") {
@@ -771,13 +817,15 @@ pub fn check_admin_history(ops: &[AdminOp], image: &seedlog_core::metadata::Meta
         let Some(id) = op.id else { continue };
         match op.action {
             "create" => {
-                // A delete whose completion (unknown for an indefinite one) is after this create's
-                // invocation may have removed it legitimately.
                 let excused = deletes.get(op.topic.as_str()).is_some_and(|list| {
-                    list.iter().any(|d| match d.outcome {
-                        AdminOutcome::Fail => false,
-                        AdminOutcome::Info => true,
-                        AdminOutcome::Ok => d.completed_ns >= op.invoked_ns,
+                    list.iter().any(|d| {
+                        duplicates
+                            || d.retried
+                            || match d.outcome {
+                                AdminOutcome::Fail => false,
+                                AdminOutcome::Info => true,
+                                AdminOutcome::Ok => d.id == Some(id),
+                            }
                     })
                 });
                 let present = image.topics.get(&id).is_some_and(|topic| topic.name == op.topic);

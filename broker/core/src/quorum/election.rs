@@ -280,7 +280,10 @@ impl Quorum {
     fn count_pre_votes(&mut self, env: &mut Env<'_>) {
         let Role::Prospective { granted, rejected, previous_leader, .. } = &self.role else { return };
         let majority = self.majority();
-        if granted.len() >= majority {
+        // A cut of the log that is not yet durable must not meet a new epoch's appends: a crash
+        // could keep the later segment and lose the cut, reviving entries under the new epoch.
+        // The pre-vote round is retried at its deadline, by when the cut's sync has completed.
+        if granted.len() >= majority && self.truncation_barrier.is_none() {
             self.become_candidate(env);
         } else if rejected.len() > self.voters.len() - majority {
             // Lost: a majority still hears from a leader (or has a better log). Go back to

@@ -410,6 +410,10 @@ impl Quorum {
                 // it, the leader lacks a committed entry: durable state was lost (disk damage) or a
                 // bug broke Raft. Probing again would only loop; halt, and after the restart (which
                 // forgets the high watermark) the log is repaired from the leader.
+                // (A late or duplicated answer to an earlier request, arriving after the log was
+                // repaired, can also land here and halt a healthy node: that costs a restart,
+                // never safety, where probing again after a real loss of committed entries
+                // would loop forever.)
                 let local_end = self.end_of_epoch(epoch).map_or(self.floor(), |(_, end)| end);
                 let point = end_offset.min(local_end).min(self.log.log_end_offset());
                 if point < self.high_watermark {

@@ -123,7 +123,12 @@ pub(super) fn open_latest(
                     )))
                 }
             },
-            Err(error) => Err(format!("unreadable: {error}")),
+            Err(StorageError::NotFound) => Err("gone".to_string()),
+            Err(error) => {
+                return Err(QuorumError::Unrecoverable(format!(
+                    "snapshot {id:?} cannot be read now: {error}"
+                )))
+            }
         };
         match bytes.and_then(|bytes| decode(id, &bytes).map(<[u8]>::to_vec)) {
             Ok(body) => {
