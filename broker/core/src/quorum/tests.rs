@@ -711,3 +711,92 @@ fn soak_random_runs_over_thousands_of_seeds() {
     }
     assert!(failures.is_empty(), "{} failures: {:#?}", failures.len(), &failures[..failures.len().min(10)]);
 }
+
+/// Completes every sync among `effects` (in order) and returns what followed.
+fn complete_syncs(solo: &mut Solo, quorum: &mut Quorum, mut effects: Vec<QuorumEffect>) -> Vec<QuorumEffect> {
+    let mut rest = Vec::new();
+    while !effects.is_empty() {
+        for effect in std::mem::take(&mut effects) {
+            match effect {
+                QuorumEffect::Sync { token, .. } => {
+                    quorum.handle_sync_complete(&mut solo.env(), token, Ok(()));
+                    effects.extend(drain(quorum));
+                }
+                other => rest.push(other),
+            }
+        }
+    }
+    rest
+}
+
+/// A follower that cut its log (its new leader's entries conflict with its own) must not become a
+/// candidate until the cut is durable: a new epoch's appends could survive a crash that loses the
+/// cut and revive the cut entries under the new epoch.
+#[test]
+fn no_candidacy_while_a_log_cut_is_not_yet_durable() {
+    let mut solo = Solo::new();
+    let (mut quorum, _) = solo.open(&[1, 2, 3]).unwrap();
+    let effects = drain(&mut quorum);
+    complete_syncs(&mut solo, &mut quorum, effects);
+    // Epoch 1, leader 2: two entries reach this node (uncommitted: high watermark 0).
+    quorum.handle_message(&mut solo.env(), 2, QuorumMessage::BeginQuorumEpoch { epoch: 1, leader: 2 });
+    let effects = drain(&mut quorum);
+    complete_syncs(&mut solo, &mut quorum, effects);
+    solo.now = solo.now.plus_millis(10);
+    quorum.handle_timer(&mut solo.env());
+    drain(&mut quorum);
+    let batch = entry::encode_data_batch(1, &[b"a".to_vec(), b"b".to_vec()], 0);
+    let records = FetchResult::Records { batches: batch };
+    let response =
+        QuorumMessage::FetchResponse { epoch: 1, leader: Some(2), high_watermark: 0, result: records };
+    quorum.handle_message(&mut solo.env(), 2, response);
+    let effects = drain(&mut quorum);
+    complete_syncs(&mut solo, &mut quorum, effects);
+    assert_eq!(quorum.log_end_offset(), 2);
+    // Epoch 2, leader 3, whose log holds only its epoch-start entry at offset 0: a conflict.
+    quorum.handle_message(&mut solo.env(), 3, QuorumMessage::BeginQuorumEpoch { epoch: 2, leader: 3 });
+    let effects = drain(&mut quorum);
+    complete_syncs(&mut solo, &mut quorum, effects);
+    solo.now = solo.now.plus_millis(10);
+    quorum.handle_timer(&mut solo.env());
+    drain(&mut quorum);
+    let records = FetchResult::Records { batches: entry::encode_leader_change(2, 3, 0) };
+    let response =
+        QuorumMessage::FetchResponse { epoch: 2, leader: Some(3), high_watermark: 0, result: records };
+    quorum.handle_message(&mut solo.env(), 3, response);
+    assert_eq!(quorum.log_end_offset(), 0, "the conflicting entries are cut");
+    // The cut's sync is held back. The leader falls silent; this node asks for pre-votes and gets
+    // them, but does not become a candidate.
+    let held: Vec<QuorumEffect> = drain(&mut quorum);
+    assert!(held.iter().any(|e| matches!(e, QuorumEffect::Sync { .. })), "{held:?}");
+    for _ in 0..3 {
+        solo.now = quorum.next_deadline().expect("a deadline");
+        quorum.handle_timer(&mut solo.env());
+        let sent = drain(&mut quorum);
+        assert!(sent
+            .iter()
+            .all(|e| !matches!(e, QuorumEffect::Sync { path, .. } if path.contains("quorum-state"))));
+        if quorum.role() == QuorumRole::Prospective {
+            for voter in [2, 3] {
+                let grant = QuorumMessage::VoteResponse { epoch: 2, granted: true, pre_vote: true };
+                quorum.handle_message(&mut solo.env(), voter, grant);
+            }
+            assert_eq!(quorum.role(), QuorumRole::Prospective, "a candidacy over an unsynced cut");
+            assert_eq!(quorum.epoch(), 2);
+            drain(&mut quorum);
+        }
+    }
+    // Once the cut is durable, the next round of pre-votes makes it a candidate.
+    complete_syncs(&mut solo, &mut quorum, held);
+    drain(&mut quorum);
+    solo.now = quorum.next_deadline().expect("a deadline");
+    quorum.handle_timer(&mut solo.env());
+    drain(&mut quorum);
+    assert_eq!(quorum.role(), QuorumRole::Prospective);
+    for voter in [2, 3] {
+        let grant = QuorumMessage::VoteResponse { epoch: 2, granted: true, pre_vote: true };
+        quorum.handle_message(&mut solo.env(), voter, grant);
+    }
+    assert_eq!(quorum.role(), QuorumRole::Candidate);
+    assert_eq!(quorum.epoch(), 3);
+}
