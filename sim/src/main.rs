@@ -100,6 +100,27 @@ enum Command {
     },
 }
 
+/// `print!` to stdout, but a closed pipe (`seedlog-sim run --trace | head`) ends the program
+/// quietly instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if write!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
+/// `println!` with the same closed-pipe behaviour as [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
@@ -115,9 +136,9 @@ fn parse_plants(planting: &Planting) -> Result<Option<Vec<Plant>>, String> {
     let mut plants = Vec::new();
     for name in &planting.plants {
         if name == "help" {
-            println!("plantable bugs (seedlog-sim run|swarm --plant NAME):");
+            outln!("plantable bugs (seedlog-sim run|swarm --plant NAME):");
             for plant in Plant::ALL {
-                println!("  {:<26} {}", plant.name(), plant.describe());
+                outln!("  {:<26} {}", plant.name(), plant.describe());
             }
             return Ok(None);
         }
@@ -201,9 +222,9 @@ fn run(command: Command) -> Result<ExitCode, String> {
             })?;
             bar.finish_and_clear();
             if json {
-                println!("{}", serde_json::to_string(&summary).map_err(|e| e.to_string())?);
+                outln!("{}", serde_json::to_string(&summary).map_err(|e| e.to_string())?);
             } else {
-                print!("{}", summary.table());
+                out!("{}", summary.table());
             }
             let passed = match summary.matched {
                 Some(matched) => matched,
@@ -230,11 +251,11 @@ fn run_plan(
     }
     let plants: Vec<String> = plan.options.plants.iter().map(|p| p.name().to_string()).collect();
     if !json {
-        print!("{}", plan.options.banner());
+        out!("{}", plan.options.banner());
         if print_plan {
-            print!("{}", plan.describe());
+            out!("{}", plan.describe());
         } else {
-            println!("{}", plan.summary());
+            outln!("{}", plan.summary());
         }
     }
     let outcome = seedlog_sim::run_plan(plan, script, trace);
@@ -252,11 +273,11 @@ fn run_plan(
         std::fs::write(&path, lines).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     if json {
-        println!("{}", outcome_json(&outcome, &plants, scenario));
+        outln!("{}", outcome_json(&outcome, &plants, scenario));
     } else {
         print_outcome(&outcome, replay);
         if let Some(scenario) = scenario {
-            println!(
+            outln!(
                 "  scenario {}: expected {:?}: {}",
                 scenario.name,
                 scenario.expected.verdict,
@@ -292,19 +313,23 @@ fn outcome_json(outcome: &Outcome, plants: &[String], scenario: Option<&Scenario
 
 fn print_outcome(outcome: &Outcome, replay: &str) {
     let verdict = if outcome.verdict.ok { "ok" } else { "FAIL" };
-    println!(
+    outln!(
         "seed {}: {verdict} — {} events, {} ms simulated, trace hash {}",
-        outcome.seed, outcome.events, outcome.sim_time_ms, outcome.trace_hash
+        outcome.seed,
+        outcome.events,
+        outcome.sim_time_ms,
+        outcome.trace_hash
     );
-    println!(
+    outln!(
         "  acks=all records acknowledged: {}, confirmed by the final reads: {}",
-        outcome.verdict.acknowledged, outcome.verdict.confirmed
+        outcome.verdict.acknowledged,
+        outcome.verdict.confirmed
     );
     for anomaly in &outcome.verdict.anomalies {
-        println!("  anomaly {}: {}", anomaly.kind, anomaly.detail);
+        outln!("  anomaly {}: {}", anomaly.kind, anomaly.detail);
     }
     for observation in &outcome.verdict.observations {
-        println!("  observed {}: {}", observation.kind, observation.detail);
+        outln!("  observed {}: {}", observation.kind, observation.detail);
     }
-    println!("  replay: {replay}");
+    outln!("  replay: {replay}");
 }
