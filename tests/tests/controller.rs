@@ -122,3 +122,13 @@ fn a_transient_read_error_never_deletes_the_only_snapshot() {
         outcome.verdict.observations
     );
 }
+
+#[test]
+fn a_saved_controller_plan_replays_the_seed_exactly() {
+    let plan = Plan::generate_for(Workload::Controller, 11, &[]);
+    let reloaded = Plan::from_json(&plan.to_json()).expect("a saved plan loads");
+    assert_eq!(reloaded, plan);
+    let original = seedlog_sim::run_plan(plan, Default::default(), false);
+    let replayed = seedlog_sim::run_plan(reloaded, Default::default(), false);
+    assert_eq!((original.trace_hash, original.events), (replayed.trace_hash, replayed.events));
+}
