@@ -56,6 +56,16 @@ pub struct QuorumChecker {
     now: Time,
 }
 
+/// "at {time}" in an anomaly's detail, formatted only when an anomaly is written.
+#[derive(Clone, Copy)]
+struct At(Time);
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "at {}", self.0)
+    }
+}
+
 #[derive(Clone, Copy)]
 struct PartitionSeen {
     leader_epoch: i32,
@@ -63,10 +73,6 @@ struct PartitionSeen {
 }
 
 impl QuorumChecker {
-    pub fn committed_len(&self) -> usize {
-        self.committed.len()
-    }
-
     fn fail(&mut self, kind: &str, detail: String) {
         // One report per kind is enough to fail a run; later ones would only repeat it.
         if self.anomalies.iter().filter(|a| a.kind == kind).count() < 3 {
@@ -89,8 +95,9 @@ impl QuorumChecker {
 
     /// Everything checkable about one live node after a step it took. `applied` is what the node
     /// applied during the step.
-    pub fn check_node(&mut self, now: Time, at: &str, node_id: u32, node: &Node, applied: &[Applied]) {
+    pub fn check_node(&mut self, now: Time, node_id: u32, node: &Node, applied: &[Applied]) {
         self.now = now;
+        let at = At(now);
         let quorum = node.quorum();
         let epoch = quorum.epoch();
         let high_watermark = quorum.high_watermark();
@@ -192,22 +199,21 @@ impl QuorumChecker {
                         }
                     }
                 }
-                Applied::Snapshot { id, image_hash } => {
-                    self.check_image(at, node_id, id.end_offset, image_hash)
-                }
+                Applied::Snapshot { id, image_hash } => self.check_image(node_id, id.end_offset, image_hash),
             }
         }
         let image = node.image();
         if self.image_checked.insert(node_id, image.end_offset) != Some(image.end_offset) {
-            self.check_image(at, node_id, image.end_offset, image.hash());
+            self.check_image(node_id, image.end_offset, image.hash());
         }
         if image.end_offset > self.frontier {
             self.frontier = image.end_offset;
-            self.check_partitions(at, node_id, image);
+            self.check_partitions(node_id, image);
         }
     }
 
-    fn check_image(&mut self, at: &str, node_id: u32, end_offset: i64, hash: u64) {
+    fn check_image(&mut self, node_id: u32, end_offset: i64, hash: u64) {
+        let at = At(self.now);
         match self.image_hashes.get(&end_offset) {
             Some(&expected) if expected != hash => self.fail(
                 "state-machine-safety",
@@ -223,7 +229,8 @@ impl QuorumChecker {
     }
 
     /// The partition invariants on the furthest image seen so far.
-    fn check_partitions(&mut self, at: &str, node_id: u32, image: &MetadataImage) {
+    fn check_partitions(&mut self, node_id: u32, image: &MetadataImage) {
+        let at = At(self.now);
         let mut failures: Vec<(&str, String)> = Vec::new();
         for (topic_id, topic) in &image.topics {
             for (&partition, state) in &topic.partitions {

@@ -98,8 +98,6 @@ pub struct ClusterWorld {
     converged_at: Option<Time>,
     finished: bool,
     sequence: u64,
-    /// Where each node's trace lines say they come from, built once.
-    at: String,
 }
 
 impl ClusterWorld {
@@ -163,7 +161,6 @@ impl ClusterWorld {
             converged_at: None,
             finished: false,
             sequence: 0,
-            at: String::new(),
             cluster,
             plan,
         }
@@ -613,12 +610,7 @@ impl ClusterWorld {
         let slot = &mut self.nodes[node];
         let Some(core) = slot.core.as_mut() else { return };
         let applied = core.take_applied();
-        self.at.clear();
-        use std::fmt::Write;
-        let _ = write!(self.at, "at {now}");
-        let at = std::mem::take(&mut self.at);
-        self.checker.check_node(now, &at, node as u32, core, &applied);
-        self.at = at;
+        self.checker.check_node(now, node as u32, core, &applied);
     }
 
     /// The node that is quorum leader and active controller, if exactly one live node is.
