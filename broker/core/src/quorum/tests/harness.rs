@@ -360,13 +360,7 @@ impl Cluster {
         let config = self.node_config(id);
         let (node, faults, now) = self.env_parts(id);
         assert!(node.quorum.is_none(), "node {id} is already running");
-        let mut env = Env {
-            now,
-            wall_clock_ms: 1_000_000 + now.as_millis() as i64,
-            storage: &mut node.disk,
-            rng: &mut node.rng,
-            faults,
-        };
+        let mut env = node_env(now, &mut node.disk, &mut node.rng, faults);
         let (quorum, _) = match Quorum::open(&mut env, config) {
             Ok(opened) => opened,
             Err(error) => panic!("node {id} cannot open: {error:?}"),
@@ -454,13 +448,7 @@ impl Cluster {
     pub fn propose(&mut self, id: NodeId, payload: &[u8]) -> Result<i64, ProposeError> {
         let (node, faults, now) = self.env_parts(id);
         let Some(quorum) = node.quorum.as_mut() else { return Err(ProposeError::NotLeader { leader: None }) };
-        let mut env = Env {
-            now,
-            wall_clock_ms: 1_000_000 + now.as_millis() as i64,
-            storage: &mut node.disk,
-            rng: &mut node.rng,
-            faults,
-        };
+        let mut env = node_env(now, &mut node.disk, &mut node.rng, faults);
         let result = quorum.propose(&mut env, &[payload.to_vec()]);
         if result.is_ok() {
             self.proposals += 1;
@@ -478,13 +466,7 @@ impl Cluster {
     pub fn resign(&mut self, id: NodeId) {
         let (node, faults, now) = self.env_parts(id);
         let Some(quorum) = node.quorum.as_mut() else { return };
-        let mut env = Env {
-            now,
-            wall_clock_ms: 1_000_000 + now.as_millis() as i64,
-            storage: &mut node.disk,
-            rng: &mut node.rng,
-            faults,
-        };
+        let mut env = node_env(now, &mut node.disk, &mut node.rng, faults);
         quorum.resign(&mut env);
         self.drain(id);
     }
@@ -614,13 +596,7 @@ impl Cluster {
             let bytes = node.app.encode();
             let end_offset = node.app.applied_end;
             let quorum = node.quorum.as_mut().expect("running");
-            let mut env = Env {
-                now,
-                wall_clock_ms: 1_000_000 + now.as_millis() as i64,
-                storage: &mut node.disk,
-                rng: &mut node.rng,
-                faults: &mut self.faults,
-            };
+            let mut env = node_env(now, &mut node.disk, &mut node.rng, &mut self.faults);
             quorum.take_snapshot(&mut env, end_offset, bytes);
             self.drain(id);
         }
@@ -645,13 +621,7 @@ impl Cluster {
             Event::Deliver { .. } => None,
         };
         let quorum = node.quorum.as_mut().expect("running");
-        let mut env = Env {
-            now,
-            wall_clock_ms: 1_000_000 + now.as_millis() as i64,
-            storage: &mut node.disk,
-            rng: &mut node.rng,
-            faults,
-        };
+        let mut env = node_env(now, &mut node.disk, &mut node.rng, faults);
         match (event, sync) {
             (_, Some((token, result))) => quorum.handle_sync_complete(&mut env, token, result),
             (Event::Deliver { from, message, .. }, None) => quorum.handle_message(&mut env, from, message),
@@ -663,13 +633,7 @@ impl Cluster {
     fn fire_timer(&mut self, id: NodeId) {
         let (node, faults, now) = self.env_parts(id);
         let Some(quorum) = node.quorum.as_mut() else { return };
-        let mut env = Env {
-            now,
-            wall_clock_ms: 1_000_000 + now.as_millis() as i64,
-            storage: &mut node.disk,
-            rng: &mut node.rng,
-            faults,
-        };
+        let mut env = node_env(now, &mut node.disk, &mut node.rng, faults);
         quorum.handle_timer(&mut env);
         self.drain(id);
     }
@@ -934,4 +898,14 @@ impl Cluster {
             self.propose_at_leader(payload.as_bytes());
         }
     }
+}
+
+/// The environment of one step of a node: its disk and RNG, the cluster's fault switches.
+fn node_env<'a>(
+    now: Time,
+    disk: &'a mut MemDisk,
+    rng: &'a mut ChaCha8Rng,
+    faults: &'a mut TestFaults,
+) -> Env<'a> {
+    Env { now, wall_clock_ms: 1_000_000 + now.as_millis() as i64, storage: disk, rng, faults }
 }
