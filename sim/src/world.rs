@@ -8,7 +8,8 @@
 //! step it checks state invariants, and at the end it hands the history to the checker.
 //!
 //! A run has two phases. During the chaos phase the fault plan fires. When it ends, the network
-//! heals, paused nodes resume, down nodes restart, producers stop, and one final consumer per
+//! heals and calms (no more loss, duplication, latency tails or injected disk errors), paused
+//! nodes resume, down nodes restart, producers stop, and one final consumer per
 //! partition reads the partition from its start; it must finish within the liveness bound.
 //!
 //! Operational rule the world follows (and documents for operators): a broker that halted after a
@@ -603,6 +604,10 @@ impl World {
         );
         self.chaos_over = true;
         self.net.heal();
+        self.net.calm();
+        for slot in &mut self.brokers {
+            slot.disk.calm();
+        }
         for node in 0..self.brokers.len() {
             match self.brokers[node].status {
                 Status::Paused => {
