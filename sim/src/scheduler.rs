@@ -36,6 +36,12 @@ impl<E> Ord for Entry<E> {
     }
 }
 
+/// A world's bound on queued events; a run stops `QUEUE_HEADROOM` events before it (see
+/// [`Scheduler::is_nearly_full`]): a message storm — two leaders of one epoch answering each
+/// other's followers, say — is reported as an anomaly of the run, not a crash of the simulator.
+pub const QUEUE_MAX: usize = 1_000_000;
+pub const QUEUE_HEADROOM: usize = 10_000;
+
 pub struct Scheduler<E> {
     queue: BinaryHeap<Entry<E>>,
     now: Time,
@@ -55,6 +61,12 @@ impl<E> Scheduler<E> {
 
     pub fn len(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Whether the queue is within `headroom` events of its bound: a world stops its run there
+    /// (a message storm is an anomaly of the run, not a crash of the simulator).
+    pub fn is_nearly_full(&self, headroom: usize) -> bool {
+        self.queue.len() + headroom >= self.queue_length_max
     }
 
     pub fn is_empty(&self) -> bool {

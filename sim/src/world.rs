@@ -34,7 +34,7 @@ use crate::net::{NodeId, SimNet};
 use crate::plan::{Fault, Plan};
 use crate::process::{Process, Status};
 use crate::rng;
-use crate::scheduler::Scheduler;
+use crate::scheduler::{Scheduler, QUEUE_HEADROOM, QUEUE_MAX};
 use crate::trace::Trace;
 
 /// A bound on one run's events: beyond it the run is reported as not converging.
@@ -192,7 +192,7 @@ impl World {
             clients.into_iter().map(|client| ClientSlot { client, scheduled: None }).collect();
         assert_eq!(clients.len() + options.brokers as usize, node_count);
         World {
-            scheduler: Scheduler::new(1_000_000),
+            scheduler: Scheduler::new(QUEUE_MAX),
             trace: Trace::new(emit_trace),
             net: SimNet::new(options.net.clone(), rng::stream(seed, "network")),
             clock: SimClock::new(options.clock.clone(), rng::stream(seed, "clock"), node_count),
@@ -233,6 +233,13 @@ impl World {
         while let Some((now, sequence, event)) = self.scheduler.pop() {
             self.step(now, sequence, event);
             if self.finished {
+                break;
+            }
+            if self.scheduler.is_nearly_full(QUEUE_HEADROOM) {
+                self.state_anomalies.push(Anomaly::new(
+                    "event-budget-exceeded",
+                    format!("at {now}: {} events queued (a message storm)", self.scheduler.len()),
+                ));
                 break;
             }
             if self.trace.events() >= EVENTS_MAX {

@@ -38,16 +38,11 @@ use crate::net::{NodeId, Partition, SimNet};
 use crate::plan::{Fault, Plan};
 use crate::process::{Process, Status};
 use crate::rng;
-use crate::scheduler::Scheduler;
+use crate::scheduler::{Scheduler, QUEUE_HEADROOM, QUEUE_MAX};
 use crate::trace::Trace;
 use crate::world::Outcome;
 
 const EVENTS_MAX: u64 = 20_000_000;
-/// The scheduler's bound on queued events, and the queue length at which a run is stopped before
-/// reaching it: a message storm (two leaders of one epoch answering each other's followers, say)
-/// is reported as an anomaly, not a crash of the simulator.
-const QUEUE_MAX: usize = 1_000_000;
-const QUEUE_STOP: usize = QUEUE_MAX - 10_000;
 const REBOOT_MS: u64 = 100;
 
 #[derive(Debug)]
@@ -189,12 +184,12 @@ impl ClusterWorld {
             if self.finished {
                 break;
             }
-            if self.scheduler.len() >= QUEUE_STOP {
+            if self.scheduler.is_nearly_full(QUEUE_HEADROOM) {
                 self.checker.report(
                     now,
                     Anomaly::new(
                         "event-budget-exceeded",
-                        format!("at {now}: more than {QUEUE_STOP} events queued (a message storm)"),
+                        format!("at {now}: {} events queued (a message storm)", self.scheduler.len()),
                     ),
                 );
                 break;
