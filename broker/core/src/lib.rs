@@ -18,5 +18,6 @@ pub mod node;
 pub mod protocol;
 pub mod quorum;
 pub mod record;
+pub mod replica;
 #[cfg(test)]
 mod test_support;

@@ -43,11 +43,12 @@ use crate::metadata::{
     decode_record, encode_record, fnv1a64, Controller, ControllerConfig, ControllerRequest,
     ControllerResponse, Endpoint, MetadataImage, MetadataRecord,
 };
-use crate::protocol::ErrorCode;
+use crate::protocol::{ClientRequest, ClientResponse, ErrorCode};
 use crate::quorum::{
     Committed, NodeId, ProposeError, Quorum, QuorumConfig, QuorumEffect, QuorumError, QuorumMessage,
     QuorumRecovery, QuorumRole, QuorumSyncToken, SnapshotId,
 };
+use crate::replica::ReplicationConfig;
 
 /// A controlled shutdown that has not been acknowledged within this long completes anyway.
 pub const CONTROLLED_SHUTDOWN_TIMEOUT_MS: u64 = 5_000;
@@ -70,14 +71,33 @@ pub struct NodeConfig {
     pub endpoints: Vec<Endpoint>,
     /// Take a snapshot of the metadata image every this many applied records (0: never).
     pub snapshot_every_records: u64,
+    /// The cluster's id (`cluster.id`), answered in Metadata and DescribeCluster.
+    pub cluster_id: String,
+    /// The broker role's partition replicas.
+    pub replication: ReplicationConfig,
 }
 
 /// A request from an admin client (or a broker) to the controller, with its correlation id.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NodeMessage {
     Quorum(QuorumMessage),
-    ControllerRequest { correlation_id: u64, request: ControllerRequest },
-    ControllerResponse { correlation_id: u64, response: ControllerResponse },
+    ControllerRequest {
+        correlation_id: u64,
+        request: ControllerRequest,
+    },
+    ControllerResponse {
+        correlation_id: u64,
+        response: ControllerResponse,
+    },
+    /// A Kafka client's request (or a follower's replica fetch) to the broker role.
+    Client {
+        correlation_id: u64,
+        request: ClientRequest,
+    },
+    ClientResponse {
+        correlation_id: u64,
+        response: ClientResponse,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
@@ -180,6 +200,9 @@ pub struct Node {
     broker: Option<BrokerRole>,
     /// Messages between this node's own roles, delivered without the network.
     loopback: VecDeque<NodeMessage>,
+    /// Admin requests forwarded to the controller, by the forwarded correlation id.
+    forwarded: BTreeMap<u64, client::Forwarded>,
+    next_forward_id: u64,
 }
 
 impl Node {
@@ -223,6 +246,8 @@ impl Node {
             active: None,
             broker,
             loopback: VecDeque::new(),
+            forwarded: BTreeMap::new(),
+            next_forward_id: 0,
         };
         node.pump(env);
         Ok(node)
@@ -320,7 +345,10 @@ impl Node {
             Some(in_flight) => Some(in_flight.deadline),
             None => self.quorum.leader().map(|_| broker.next_attempt),
         });
-        [self.quorum.next_deadline(), controller, shutdown, broker].into_iter().flatten().min()
+        [self.quorum.next_deadline(), controller, shutdown, broker, self.forwarded_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn poll_effect(&mut self) -> Option<NodeEffect> {
@@ -390,7 +418,17 @@ impl Node {
                 self.on_controller_request(env, from, correlation_id, request);
             }
             NodeMessage::ControllerResponse { correlation_id, response } => {
-                self.on_controller_response(env.now, correlation_id, response);
+                if correlation_id & client::FORWARDED_BIT != 0 {
+                    self.on_forwarded_response(correlation_id, response);
+                } else {
+                    self.on_controller_response(env.now, correlation_id, response);
+                }
+            }
+            NodeMessage::Client { correlation_id, request } => {
+                self.on_client_request(env, from, correlation_id, request);
+            }
+            NodeMessage::ClientResponse { correlation_id, response } => {
+                self.on_client_response(env, from, correlation_id, response);
             }
         }
     }
@@ -402,6 +440,7 @@ impl Node {
             self.drain_quorum(env);
             self.update_controller(env);
             self.release_answers();
+            self.expire_forwarded(env.now);
             self.drive_broker(env.now);
             self.progress_shutdown(env);
             if self.state == State::Stopped || self.loopback.is_empty() {
@@ -787,5 +826,8 @@ fn with_error(response: &ControllerResponse, error: ErrorCode) -> ControllerResp
     }
 }
 
+mod client;
 #[cfg(test)]
 mod tests;
+
+pub use client::error_response;

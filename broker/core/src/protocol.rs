@@ -189,3 +189,184 @@ pub enum Message {
     Request { id: RequestId, request: Request },
     Response { id: RequestId, response: Response },
 }
+
+// ---- The cluster's client API: what a broker node of a KRaft cluster answers ----
+//
+// One partition per request: the production driver splits a multi-partition Kafka request into
+// these and joins the answers in the request's order (translation, not decision); the simulator's
+// clients send them as they are. A follower's replica fetch is a `Fetch` with `replica` set, as in
+// Kafka. Admin requests are forwarded by the node to the active controller.
+
+use crate::metadata::{BrokerId, ControllerRequest, ControllerResponse, Endpoint, TopicId};
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FetchRequest {
+    pub topic: String,
+    pub partition: u32,
+    /// The next offset the fetcher wants.
+    pub fetch_offset: i64,
+    /// A follower's replica fetch: its broker id and broker epoch. `None` for a consumer.
+    pub replica: Option<(BrokerId, i64)>,
+    /// The leader epoch the fetcher believes current (KIP-320); `None` skips the check.
+    pub current_leader_epoch: Option<i32>,
+    /// The epoch of the last record the fetcher holds (KIP-595/KIP-320 diverging-epoch check).
+    pub last_fetched_epoch: Option<i32>,
+    pub max_bytes: u32,
+    /// Long poll: answer when `min_bytes` are available or after `max_wait_ms`.
+    pub max_wait_ms: u32,
+    pub min_bytes: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ClientRequest {
+    /// Brokers, the controller and topics (every topic when `None`).
+    Metadata {
+        topics: Option<Vec<String>>,
+    },
+    /// One v2 batch for one partition, as the client encoded it.
+    Produce {
+        topic: String,
+        partition: u32,
+        acks: Acks,
+        timeout_ms: u32,
+        batch: Vec<u8>,
+    },
+    Fetch(FetchRequest),
+    ListOffsets {
+        topic: String,
+        partition: u32,
+        current_leader_epoch: Option<i32>,
+        spec: OffsetSpec,
+    },
+    /// The end offset of `leader_epoch` in the leader's log (KIP-101/KIP-279).
+    OffsetForLeaderEpoch {
+        topic: String,
+        partition: u32,
+        current_leader_epoch: Option<i32>,
+        leader_epoch: i32,
+    },
+    /// A topic's configs: its own overrides and the broker defaults.
+    DescribeConfigs {
+        topic: String,
+    },
+    DescribeCluster,
+    /// An admin request the node forwards to the active controller (CreateTopics, DeleteTopics, ...).
+    Controller(ControllerRequest),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BrokerView {
+    pub broker_id: BrokerId,
+    pub endpoints: Vec<Endpoint>,
+    pub fenced: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartitionView {
+    pub partition: u32,
+    /// `LEADER_NOT_AVAILABLE`-like state is `leader: None`.
+    pub leader: Option<BrokerId>,
+    pub leader_epoch: i32,
+    pub replicas: Vec<BrokerId>,
+    pub isr: Vec<BrokerId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TopicView {
+    pub name: String,
+    /// `UNKNOWN_TOPIC_OR_PARTITION` for a requested topic that does not exist.
+    pub error: ErrorCode,
+    pub topic_id: Option<TopicId>,
+    pub partitions: Vec<PartitionView>,
+}
+
+/// The cluster as this broker's applied metadata image shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterView {
+    pub cluster_id: String,
+    /// The quorum leader, when known (KRaft answers a broker id here; clients only log it).
+    pub controller_id: Option<BrokerId>,
+    /// Unfenced brokers only (fenced ones cannot serve).
+    pub brokers: Vec<BrokerView>,
+    pub topics: Vec<TopicView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProduceOk {
+    pub base_offset: i64,
+    pub log_start_offset: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartitionFetch {
+    pub error: ErrorCode,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    /// Set when the fetcher's last fetched epoch diverges from the leader's log: `(epoch, end
+    /// offset)` of the largest epoch not above the fetcher's, and the fetcher must truncate there.
+    pub diverging_epoch: Option<(i32, i64)>,
+    /// On NOT_LEADER_OR_FOLLOWER / FENCED_LEADER_EPOCH: the leader this broker knows (KIP-951).
+    pub current_leader: Option<(BrokerId, i32)>,
+    /// Whole stored batches, CRC-checked before they were sent, exactly as stored.
+    pub records: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ListedOffset {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub leader_epoch: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EpochEndOffset {
+    /// The largest epoch at or below the requested one; -1 with offset -1 when none is.
+    pub leader_epoch: i32,
+    pub end_offset: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: String,
+    /// The value is the broker's default, not an override of the topic.
+    pub is_default: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ClientResponse {
+    Metadata(ClusterView),
+    Produce(Result<ProduceOk, ErrorCode>),
+    Fetch(PartitionFetch),
+    ListOffsets(Result<ListedOffset, ErrorCode>),
+    OffsetForLeaderEpoch(Result<EpochEndOffset, ErrorCode>),
+    DescribeConfigs(Result<Vec<ConfigEntry>, ErrorCode>),
+    DescribeCluster(ClusterView),
+    Controller(ControllerResponse),
+}
+
+/// Topic configs with Kafka's names that Seedlog understands, and their broker defaults' keys.
+pub mod topic_config {
+    pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
+    pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
+    /// Seedlog's flush policy: `always` (sync every batch before it counts toward the high
+    /// watermark), `interval` (sync every `flush.ms`), `never` (Kafka's default: rely on replication).
+    pub const FLUSH_POLICY: &str = "seedlog.flush.policy";
+    pub const FLUSH_MS: &str = "flush.ms";
+    pub const RETENTION_MS: &str = "retention.ms";
+    pub const RETENTION_BYTES: &str = "retention.bytes";
+    pub const SEGMENT_BYTES: &str = "segment.bytes";
+    pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
+
+    /// Every topic config Seedlog accepts.
+    pub const ALL: [&str; 8] = [
+        MIN_INSYNC_REPLICAS,
+        UNCLEAN_LEADER_ELECTION,
+        FLUSH_POLICY,
+        FLUSH_MS,
+        RETENTION_MS,
+        RETENTION_BYTES,
+        SEGMENT_BYTES,
+        MAX_MESSAGE_BYTES,
+    ];
+}

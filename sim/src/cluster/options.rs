@@ -7,6 +7,7 @@ use seedlog_core::log::LogConfig;
 use seedlog_core::metadata::{ControllerConfig, Endpoint};
 use seedlog_core::node::NodeConfig;
 use seedlog_core::quorum::QuorumConfig;
+use seedlog_core::replica::ReplicationConfig;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClusterOptions {
@@ -170,7 +171,7 @@ impl ClusterOptions {
                 fetch_interval_ms: self.fetch_interval_ms,
                 request_timeout_ms: self.request_timeout_ms,
                 fetch_max_bytes: self.fetch_max_bytes,
-                log,
+                log: log.clone(),
             },
             controller_config: ControllerConfig {
                 broker_session_timeout_ms: self.broker_session_timeout_ms,
@@ -183,6 +184,8 @@ impl ClusterOptions {
                 port: 9092,
             }],
             snapshot_every_records: self.snapshot_every_records,
+            cluster_id: "seedlog-sim".into(),
+            replication: ReplicationConfig { log: log.clone(), ..ReplicationConfig::default() },
         }
     }
 }

@@ -329,6 +329,34 @@ impl PartitionLog {
         })
     }
 
+    /// Appends one batch as the partition leader: like [`PartitionLog::append`], and stamps the
+    /// batch's partition leader epoch (outside the CRC) with `leader_epoch`.
+    pub fn append_as_leader(
+        &mut self,
+        env: &mut Env<'_>,
+        batch: &[u8],
+        leader_epoch: i32,
+    ) -> Result<AppendInfo, LogError> {
+        let _ = (env, batch, leader_epoch);
+        todo!("log: append_as_leader")
+    }
+
+    /// Appends one batch a follower fetched from its leader, as it is: its offsets and leader
+    /// epoch were assigned by the leader. Validated whole (magic, CRC, records); its base offset
+    /// must be this log's end ([`LogError::OffsetOutOfRange`] otherwise). O(1).
+    pub fn append_replicated(&mut self, env: &mut Env<'_>, batch: &[u8]) -> Result<AppendInfo, LogError> {
+        let _ = (env, batch);
+        todo!("log: append_replicated")
+    }
+
+    /// The headers of the stored batches from the one holding `from` up to the log end, in order
+    /// (for rebuilding the leader-epoch cache). Reads only what it must; a corrupt batch is
+    /// [`LogError::Corrupt`].
+    pub fn batch_headers(&self, env: &mut Env<'_>, from: i64) -> Result<Vec<BatchHeader>, LogError> {
+        let _ = (env, from);
+        todo!("log: batch_headers")
+    }
+
     /// Whole batches from the one holding `offset`: as many as fit in `max_bytes`, but always at
     /// least one (Kafka serves a first batch larger than the limit). Every batch served passed its
     /// CRC; a corrupt first batch is [`LogError::Corrupt`], a corrupt later one ends the read (and so

@@ -12,6 +12,7 @@ use super::*;
 use crate::env::NoFaults;
 use crate::log::LogConfig;
 use crate::metadata::{BrokerId, TopicId};
+use crate::replica::ReplicationConfig;
 use crate::test_support::MemStorage;
 
 const ADMIN: NodeId = 100;
@@ -74,6 +75,8 @@ fn config(node_id: NodeId, controller: bool, broker: bool, snapshot_every_record
             port: 9092,
         }],
         snapshot_every_records,
+        cluster_id: "test-cluster".into(),
+        replication: ReplicationConfig::default(),
     }
 }
 
