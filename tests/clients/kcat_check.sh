@@ -10,6 +10,7 @@
 #
 #   tests/clients/kcat_check.sh --bootstrap 127.0.0.1:9092 --topic t1 [--records N]
 set -uo pipefail
+KCAT="${KCAT:-kcat}"
 
 bootstrap=""
 topic=""
@@ -29,8 +30,8 @@ if [ -z "$bootstrap" ] || [ -z "$topic" ]; then
     exit 64
 fi
 
-version="$(kcat -V 2>/dev/null | sed -n 's/^Version \([^ ]*\).*/\1/p' | head -1)"
-librdkafka="$(kcat -V 2>/dev/null | sed -n 's/.*librdkafka \([0-9][^ ]*\).*/\1/p' | head -1)"
+version="$("$KCAT" -V 2>/dev/null | sed -n 's/^Version \([^ ]*\).*/\1/p' | head -1)"
+librdkafka="$("$KCAT" -V 2>/dev/null | sed -n 's/.*librdkafka \([0-9][^ ]*\).*/\1/p' | head -1)"
 client="kcat ${version:-?} (librdkafka ${librdkafka:-?})"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -47,7 +48,7 @@ fail() {
 # kc SECONDS ARGS...: kcat with a hard time limit; a timeout is a FAIL with exit code 2.
 kc() {
     local limit="$1"; shift
-    timeout --kill-after=2 "$limit" kcat -b "$bootstrap" -m 10 "$@"
+    timeout --kill-after=2 "$limit" "$KCAT" -b "$bootstrap" -m 10 "$@"
     local rc=$?
     if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
         echo "FAIL $client: step '$step': kcat $* timed out after ${limit}s"

@@ -1,0 +1,309 @@
+//! The first real-process fault test: kill -9 the partition leader of a 3-broker cluster while a
+//! producer writes with acks=all, restart it, several times; afterwards every acknowledged record
+//! must be in the log, at the offset its acknowledgement named, in order, once per offset.
+//!
+//! The harness starts the three `seedlog broker` processes itself (each a combined broker and
+//! controller, as `seedlog cluster --brokers 3` runs them) so that it can kill one with SIGKILL
+//! and start it again on the same ports and data directory. The topic has one partition,
+//! replication factor 3 and `min.insync.replicas=2`. The producer is confluent-kafka
+//! (`tests/clients/kill9_client.py produce`: acks=all, idempotence off, one request in flight,
+//! numbered values); it appends every acknowledged record to a file as it is acknowledged.
+//! Records whose delivery failed or was still pending at the end are indefinite (they may or may
+//! not be in the log) and are not judged. The leader is found with Metadata requests (the highest
+//! leader epoch any live broker reports). Every loop is bounded: the test ends within minutes.
+//!
+//! Needs `scripts/install-test-deps` (see `real_clients.rs` for the skip rule).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use support::{
+    clients_or_skip, free_port, metadata, run_program, tail, Background, BrokerProcess, MetadataPartition,
+};
+
+const TOPIC: &str = "kill9";
+/// How many times the leader is killed and restarted.
+const KILLS: usize = 3;
+/// Acknowledgements that must arrive after each kill before the next step (progress).
+const PROGRESS: usize = 200;
+const READY: Duration = Duration::from_secs(60);
+const STEP_LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn acknowledged_records_survive_kill9_of_the_partition_leader() {
+    let Some(clients) = clients_or_skip("kill9") else { return };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let dir = dir.path();
+
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let voters: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, controller))| format!("{}@127.0.0.1:{controller}", i + 1))
+        .collect();
+    let voters = voters.join(",");
+    // Kafka's names; shorter than the defaults so a dead replica leaves the ISR in seconds.
+    let extra = [
+        "replica.lag.time.max.ms=5000",
+        "broker.session.timeout.ms=4000",
+        "broker.heartbeat.interval.ms=500",
+    ];
+    let mut brokers: Vec<BrokerProcess> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, &(port, controller))| {
+            BrokerProcess::start(dir, i as u32 + 1, port, controller, &voters, &extra)
+        })
+        .collect();
+    for broker in &mut brokers {
+        broker.wait_ready(3, READY);
+    }
+    let bootstrap: Vec<String> = brokers.iter().map(BrokerProcess::addr).collect();
+    let bootstrap = bootstrap.join(",");
+
+    let acked_path = dir.join("acked.tsv");
+    let failed_path = dir.join("failed.tsv");
+    let stop_path = dir.join("stop");
+    let mut command = Command::new(&clients.python);
+    command.args(["tests/clients/kill9_client.py", "produce", "--bootstrap", &bootstrap, "--topic", TOPIC]);
+    command.args(["--replication-factor", "3", "--min-insync", "2", "--max-seconds", "300"]);
+    command
+        .arg("--acked")
+        .arg(&acked_path)
+        .arg("--failed")
+        .arg(&failed_path)
+        .arg("--stop-file")
+        .arg(&stop_path);
+    let mut producer = Background::spawn(command, dir, "producer");
+
+    let mut story = Vec::new();
+    wait_for_acks(&acked_path, PROGRESS, &mut producer, &mut brokers, "before the first kill");
+    for round in 1..=KILLS {
+        let (leader, epoch) = partition_leader(&mut brokers);
+        let before = count_lines(&acked_path);
+        let index = brokers.iter().position(|b| b.node_id == leader).expect("the leader is one of ours");
+        brokers[index].kill9();
+        story.push(format!("kill #{round}: node {leader} (leader epoch {epoch}) after {before} acks"));
+        sleep(Duration::from_millis(500));
+        brokers[index].restart();
+        brokers[index].wait_ready(3, READY);
+        wait_for_acks(
+            &acked_path,
+            before + PROGRESS,
+            &mut producer,
+            &mut brokers,
+            &format!("after kill #{round}"),
+        );
+        wait_for_full_isr(&mut brokers, round);
+    }
+    let target = count_lines(&acked_path) + PROGRESS;
+    wait_for_acks(&acked_path, target, &mut producer, &mut brokers, "after the last restart");
+
+    fs::write(&stop_path, b"stop").expect("write the stop file");
+    let run = producer.wait(Duration::from_secs(60));
+    assert!(
+        run.status == Some(0) && run.stdout.contains("produced:"),
+        "the producer did not end cleanly: {}",
+        run.describe()
+    );
+    story.push(run.stdout.trim().to_string());
+
+    let consumed_path = dir.join("consumed.tsv");
+    let mut command = Command::new(&clients.python);
+    command.args(["tests/clients/kill9_client.py", "consume", "--bootstrap", &bootstrap, "--topic", TOPIC]);
+    command.args(["--max-seconds", "60"]).arg("--out").arg(&consumed_path);
+    let run = run_program(command, dir, "consumer", Duration::from_secs(90));
+    assert!(run.status == Some(0), "the consumer failed: {}\n{}", run.describe(), logs(&brokers));
+    story.push(run.stdout.trim().to_string());
+
+    let acked = read_records(&acked_path);
+    let consumed = read_records(&consumed_path);
+    let verdict = judge(&acked, &consumed);
+    eprintln!("kill -9 test:\n  {}\n  {}", story.join("\n  "), verdict.summary);
+    assert!(
+        verdict.problems.is_empty(),
+        "acknowledged records were lost or misplaced:\n  {}\n{}\n  {}",
+        verdict.problems.iter().take(30).cloned().collect::<Vec<_>>().join("\n  "),
+        verdict.summary,
+        story.join("\n  ")
+    );
+}
+
+/// The partition's leader and leader epoch, as the live broker with the newest view reports it.
+fn partition_leader(brokers: &mut [BrokerProcess]) -> (u32, i32) {
+    let start = Instant::now();
+    while start.elapsed() < STEP_LIMIT {
+        if let Some(p) = newest_view(brokers) {
+            let live = brokers.iter().any(|b| b.is_running() && b.node_id as i32 == p.leader);
+            if p.leader > 0 && live {
+                return (p.leader as u32, p.leader_epoch);
+            }
+        }
+        sleep(Duration::from_millis(100));
+    }
+    panic!("no live leader for {TOPIC}-0 within {STEP_LIMIT:?}\n{}", logs(brokers));
+}
+
+/// Partition 0 of the topic as reported by the live broker with the highest leader epoch.
+fn newest_view(brokers: &mut [BrokerProcess]) -> Option<MetadataPartition> {
+    let mut best: Option<MetadataPartition> = None;
+    for broker in brokers.iter_mut().filter(|b| b.is_running()) {
+        broker.assert_alive();
+        let Ok(md) = metadata(&broker.addr(), Some(&[TOPIC])) else { continue };
+        if let Some(p) = md.partition(TOPIC, 0) {
+            if p.error_code == 0 && best.as_ref().is_none_or(|b| p.leader_epoch > b.leader_epoch) {
+                best = Some(p.clone());
+            }
+        }
+    }
+    best
+}
+
+fn wait_for_full_isr(brokers: &mut [BrokerProcess], round: usize) {
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < STEP_LIMIT {
+        if let Some(p) = newest_view(brokers) {
+            if p.isr.len() == 3 {
+                return;
+            }
+            last = Some(p);
+        }
+        sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "after kill #{round} the restarted replica did not rejoin the ISR within {STEP_LIMIT:?} \
+         (last view {last:?})\n{}",
+        logs(brokers)
+    );
+}
+
+fn wait_for_acks(
+    path: &Path,
+    want: usize,
+    producer: &mut Background,
+    brokers: &mut [BrokerProcess],
+    when: &str,
+) {
+    let start = Instant::now();
+    loop {
+        let have = count_lines(path);
+        if have >= want {
+            return;
+        }
+        for broker in brokers.iter_mut() {
+            broker.assert_alive();
+        }
+        if producer.has_exited() || start.elapsed() > STEP_LIMIT {
+            let run = producer.wait(Duration::from_secs(1));
+            panic!(
+                "{when}: {have} acknowledged records, want {want} within {STEP_LIMIT:?}; producer: {}\n{}",
+                run.describe(),
+                logs(brokers)
+            );
+        }
+        sleep(Duration::from_millis(100));
+    }
+}
+
+fn logs(brokers: &[BrokerProcess]) -> String {
+    let mut text = String::new();
+    for broker in brokers {
+        text.push_str(&format!(
+            "--- node {} log (last 25 lines) ---\n{}\n",
+            broker.node_id,
+            tail(&broker.log, 25)
+        ));
+    }
+    text
+}
+
+fn count_lines(path: &Path) -> usize {
+    fs::read(path).map(|bytes| bytes.iter().filter(|&&b| b == b'\n').count()).unwrap_or(0)
+}
+
+/// "offset<TAB>value" lines (a last line without its newline, torn by a kill, is left out).
+fn read_records(path: &Path) -> Vec<(i64, String)> {
+    let text = fs::read_to_string(path).unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..end],
+        None => "",
+    };
+    complete
+        .lines()
+        .map(|line| {
+            let (offset, value) = line.split_once('\t').unwrap_or_else(|| panic!("bad line {line:?}"));
+            (offset.parse().unwrap_or_else(|_| panic!("bad offset in {line:?}")), value.to_string())
+        })
+        .collect()
+}
+
+struct Verdict {
+    problems: Vec<String>,
+    summary: String,
+}
+
+/// Every acknowledged record at its offset in the consumed log; the log read once per offset,
+/// in offset order, without gaps; acknowledged records in the order they were sent.
+fn judge(acked: &[(i64, String)], consumed: &[(i64, String)]) -> Verdict {
+    let mut problems = Vec::new();
+    let mut log: BTreeMap<i64, &str> = BTreeMap::new();
+    for (i, (offset, value)) in consumed.iter().enumerate() {
+        let next = if i == 0 { 0 } else { consumed[i - 1].0 + 1 };
+        if *offset < next {
+            problems.push(format!("consumer read offset {offset} after offset {}", next - 1));
+        } else if *offset > next {
+            problems.push(format!("the log skips from offset {} to {offset}", next - 1));
+        }
+        if log.insert(*offset, value).is_some() {
+            problems.push(format!("offset {offset} read twice"));
+        }
+    }
+    let mut acked_at: BTreeMap<i64, &str> = BTreeMap::new();
+    let mut lost = 0;
+    for (offset, value) in acked {
+        if let Some(other) = acked_at.insert(*offset, value) {
+            problems.push(format!("offset {offset} acknowledged for both {other} and {value}"));
+        }
+        match log.get(offset) {
+            Some(found) if found == value => {}
+            Some(found) => {
+                problems.push(format!("acknowledged {value} at offset {offset}, but the log has {found}"))
+            }
+            None => {
+                lost += 1;
+                problems.push(format!("acknowledged {value} at offset {offset}, absent from the log"));
+            }
+        }
+    }
+    let mut by_value: Vec<&(i64, String)> = acked.iter().collect();
+    by_value.sort_by(|a, b| a.1.cmp(&b.1));
+    for pair in by_value.windows(2) {
+        if pair[1].0 <= pair[0].0 {
+            problems.push(format!(
+                "{} (sent first) acknowledged at offset {}, {} (sent later) at offset {}",
+                pair[0].1, pair[0].0, pair[1].1, pair[1].0
+            ));
+        }
+    }
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, value) in consumed {
+        *seen.entry(value).or_default() += 1;
+    }
+    let duplicated = seen.values().filter(|&&n| n > 1).count();
+    let summary = format!(
+        "{} acknowledged, {} lost; log of {} records ({} values written more than once: retries without \
+         idempotence, allowed)",
+        acked.len(),
+        lost,
+        consumed.len(),
+        duplicated
+    );
+    Verdict { problems, summary }
+}
