@@ -97,7 +97,8 @@ for part in part1 part2; do
         -X message.timeout.ms=30000 -l "$work/$part" 2>"$work/produce.err"
     rc=$?
     if [ "$rc" -ne 0 ] || grep -qi "fail\|error" "$work/produce.err"; then
-        fail "kcat -P exited $rc" "$work/produce.err"
+        uniq -c "$work/produce.err" >"$work/produce.uniq"
+        fail "kcat -P exited $rc (repeated lines counted)" "$work/produce.uniq"
     fi
 done
 notes+=("produced $records records acks=all")

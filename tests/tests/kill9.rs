@@ -202,9 +202,12 @@ fn wait_for_acks(
         }
         if producer.has_exited() || start.elapsed() > STEP_LIMIT {
             let run = producer.wait(Duration::from_secs(1));
+            let failed = path.with_file_name("failed.tsv");
             panic!(
-                "{when}: {have} acknowledged records, want {want} within {STEP_LIMIT:?}; producer: {}\n{}",
+                "{when}: {have} acknowledged records, want {want} within {STEP_LIMIT:?}; producer: {}\n\
+                 --- failed deliveries (last 5) ---\n{}\n{}",
                 run.describe(),
+                tail(&failed, 5),
                 logs(brokers)
             );
         }
