@@ -10,7 +10,10 @@
 //! numbered values); it appends every acknowledged record to a file as it is acknowledged.
 //! Records whose delivery failed or was still pending at the end are indefinite (they may or may
 //! not be in the log) and are not judged. The leader is found with Metadata requests (the highest
-//! leader epoch any live broker reports). Every loop is bounded: the test ends within minutes.
+//! leader epoch any live broker reports). Four rounds: odd ones keep the killed leader down until
+//! another replica leads and the producer has made progress, then restart it (it must catch up or
+//! truncate); even ones bounce it at once. After each restart the test waits for more
+//! acknowledgements and for the ISR to be whole again. Every wait is bounded (60 s a step).
 //!
 //! Needs `scripts/install-test-deps` (see `real_clients.rs` for the skip rule).
 
@@ -28,8 +31,9 @@ use support::{
 };
 
 const TOPIC: &str = "kill9";
-/// How many times the leader is killed and restarted.
-const KILLS: usize = 3;
+/// How many times the leader is killed and restarted: odd rounds wait for a failover before the
+/// restart, even rounds bounce the leader at once.
+const KILLS: usize = 4;
 /// Acknowledgements that must arrive after each kill before the next step (progress).
 const PROGRESS: usize = 200;
 const READY: Duration = Duration::from_secs(60);
@@ -85,20 +89,41 @@ fn acknowledged_records_survive_kill9_of_the_partition_leader() {
     let mut story = Vec::new();
     wait_for_acks(&acked_path, PROGRESS, &mut producer, &mut brokers, "before the first kill");
     for round in 1..=KILLS {
-        let (leader, epoch) = partition_leader(&mut brokers);
+        let (leader, epoch) = partition_leader(&mut brokers, None);
         let before = count_lines(&acked_path);
         let index = brokers.iter().position(|b| b.node_id == leader).expect("the leader is one of ours");
         brokers[index].kill9();
-        story.push(format!("kill #{round}: node {leader} (leader epoch {epoch}) after {before} acks"));
-        sleep(Duration::from_millis(500));
+        if round % 2 == 1 {
+            // Failover: the leader stays dead until another replica leads and the producer has
+            // made progress without it; then it comes back and must catch up (or truncate).
+            let (next, next_epoch) = partition_leader(&mut brokers, Some((leader, epoch)));
+            wait_for_acks(
+                &acked_path,
+                before + PROGRESS,
+                &mut producer,
+                &mut brokers,
+                &format!("kill #{round}"),
+            );
+            story.push(format!(
+                "kill #{round}: node {leader} (leader epoch {epoch}) after {before} acks; node {next} led \
+                 (epoch {next_epoch}) while it was down"
+            ));
+        } else {
+            // Bounce: back within half a second, perhaps before the controller noticed.
+            story.push(format!(
+                "kill #{round}: node {leader} (leader epoch {epoch}) after {before} acks, bounced"
+            ));
+            sleep(Duration::from_millis(500));
+        }
+        let restarted = count_lines(&acked_path);
         brokers[index].restart();
         brokers[index].wait_ready(3, READY);
         wait_for_acks(
             &acked_path,
-            before + PROGRESS,
+            restarted + PROGRESS,
             &mut producer,
             &mut brokers,
-            &format!("after kill #{round}"),
+            &format!("after restarting node {leader} (kill #{round})"),
         );
         wait_for_full_isr(&mut brokers, round);
     }
@@ -135,19 +160,27 @@ fn acknowledged_records_survive_kill9_of_the_partition_leader() {
     );
 }
 
-/// The partition's leader and leader epoch, as the live broker with the newest view reports it.
-fn partition_leader(brokers: &mut [BrokerProcess]) -> (u32, i32) {
+/// The partition's leader and leader epoch, as the live broker with the newest view reports it:
+/// a live leader, and with `after = Some((old, epoch))` one other than `old` at a later epoch.
+fn partition_leader(brokers: &mut [BrokerProcess], after: Option<(u32, i32)>) -> (u32, i32) {
     let start = Instant::now();
+    let mut last = None;
     while start.elapsed() < STEP_LIMIT {
         if let Some(p) = newest_view(brokers) {
             let live = brokers.iter().any(|b| b.is_running() && b.node_id as i32 == p.leader);
-            if p.leader > 0 && live {
+            let moved = after.is_none_or(|(old, epoch)| p.leader != old as i32 && p.leader_epoch > epoch);
+            if p.leader > 0 && live && moved {
                 return (p.leader as u32, p.leader_epoch);
             }
+            last = Some(p);
         }
         sleep(Duration::from_millis(100));
     }
-    panic!("no live leader for {TOPIC}-0 within {STEP_LIMIT:?}\n{}", logs(brokers));
+    let want = match after {
+        Some((old, epoch)) => format!("a live leader other than node {old} after epoch {epoch}"),
+        None => "a live leader".to_string(),
+    };
+    panic!("{TOPIC}-0 had no {want} within {STEP_LIMIT:?} (last view {last:?})\n{}", logs(brokers));
 }
 
 /// Partition 0 of the topic as reported by the live broker with the highest leader epoch.
@@ -309,4 +342,32 @@ fn judge(acked: &[(i64, String)], consumed: &[(i64, String)]) -> Verdict {
         duplicated
     );
     Verdict { problems, summary }
+}
+
+/// The judge itself: it must catch each anomaly it names (a verdict is only as good as its power).
+#[test]
+fn the_judge_catches_lost_misplaced_reordered_and_gapped_records() {
+    let rec = |offset: i64, value: &str| (offset, value.to_string());
+    let log = vec![rec(0, "r1"), rec(1, "r2"), rec(2, "r2"), rec(3, "r3")];
+    let clean = judge(&[rec(0, "r1"), rec(2, "r2"), rec(3, "r3")], &log);
+    assert!(clean.problems.is_empty(), "{:?}", clean.problems);
+    assert!(clean.summary.contains("1 values written more than once"), "{}", clean.summary);
+
+    let lost = judge(&[rec(4, "r4")], &log);
+    assert!(lost.problems.iter().any(|p| p.contains("absent from the log")), "{:?}", lost.problems);
+    let misplaced = judge(&[rec(1, "r3")], &log);
+    assert!(misplaced.problems.iter().any(|p| p.contains("but the log has r2")), "{:?}", misplaced.problems);
+    let reordered =
+        judge(&[rec(3, "r1"), rec(1, "r2")], &[rec(0, "x"), rec(1, "r2"), rec(2, "y"), rec(3, "r1")]);
+    assert!(reordered.problems.iter().any(|p| p.contains("sent first")), "{:?}", reordered.problems);
+    let twice = judge(&[rec(0, "r1"), rec(0, "r2")], &log);
+    assert!(twice.problems.iter().any(|p| p.contains("acknowledged for both")), "{:?}", twice.problems);
+    let gap = judge(&[], &[rec(0, "r1"), rec(2, "r2")]);
+    assert!(gap.problems.iter().any(|p| p.contains("skips from offset 0 to 2")), "{:?}", gap.problems);
+    let repeat = judge(&[], &[rec(0, "r1"), rec(1, "r2"), rec(1, "r2")]);
+    assert!(
+        repeat.problems.iter().any(|p| p.contains("read offset 1 after offset 1")),
+        "{:?}",
+        repeat.problems
+    );
 }
