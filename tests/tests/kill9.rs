@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use support::{
     clients_or_skip, free_port, metadata, run_program, tail, Background, BrokerProcess, MetadataPartition,
+    TestDir,
 };
 
 const TOPIC: &str = "kill9";
@@ -42,8 +43,8 @@ const STEP_LIMIT: Duration = Duration::from_secs(60);
 #[test]
 fn acknowledged_records_survive_kill9_of_the_partition_leader() {
     let Some(clients) = clients_or_skip("kill9") else { return };
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let dir = dir.path();
+    let test_dir = TestDir::new("kill9");
+    let dir = test_dir.path();
 
     let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
     let voters: Vec<String> = ports
@@ -87,82 +88,99 @@ fn acknowledged_records_survive_kill9_of_the_partition_leader() {
     let mut producer = Background::spawn(command, dir, "producer");
 
     let mut story = Vec::new();
-    wait_for_acks(&acked_path, PROGRESS, &mut producer, &mut brokers, "before the first kill");
-    for round in 1..=KILLS {
-        let (leader, epoch) = partition_leader(&mut brokers, None);
-        let before = count_lines(&acked_path);
-        let index = brokers.iter().position(|b| b.node_id == leader).expect("the leader is one of ours");
-        brokers[index].kill9();
-        if round % 2 == 1 {
-            // Failover: the leader stays dead until another replica leads and the producer has
-            // made progress without it; then it comes back and must catch up (or truncate).
-            let (next, next_epoch) = partition_leader(&mut brokers, Some((leader, epoch)));
-            wait_for_acks(
-                &acked_path,
-                before + PROGRESS,
-                &mut producer,
-                &mut brokers,
-                &format!("kill #{round}"),
-            );
-            story.push(format!(
-                "kill #{round}: node {leader} (leader epoch {epoch}) after {before} acks; node {next} led \
-                 (epoch {next_epoch}) while it was down"
-            ));
-        } else {
-            // Bounce: back within half a second, perhaps before the controller noticed.
-            story.push(format!(
-                "kill #{round}: node {leader} (leader epoch {epoch}) after {before} acks, bounced"
-            ));
-            sleep(Duration::from_millis(500));
-        }
-        let restarted = count_lines(&acked_path);
-        brokers[index].restart();
-        brokers[index].wait_ready(3, READY);
-        wait_for_acks(
-            &acked_path,
-            restarted + PROGRESS,
-            &mut producer,
-            &mut brokers,
-            &format!("after restarting node {leader} (kill #{round})"),
-        );
-        wait_for_full_isr(&mut brokers, round);
-    }
-    let target = count_lines(&acked_path) + PROGRESS;
-    wait_for_acks(&acked_path, target, &mut producer, &mut brokers, "after the last restart");
+    // A stall (no progress, no leader, no full ISR within a step's limit) ends the fault phase;
+    // the records acknowledged until then are still judged before the test fails.
+    let stalled = fault_phase(&mut brokers, &mut producer, &acked_path, &mut story).err();
 
     fs::write(&stop_path, b"stop").expect("write the stop file");
     let run = producer.wait(Duration::from_secs(60));
-    assert!(
-        run.status == Some(0) && run.stdout.contains("produced:"),
-        "the producer did not end cleanly: {}",
-        run.describe()
-    );
-    story.push(run.stdout.trim().to_string());
+    if run.status == Some(0) && run.stdout.contains("produced:") {
+        tell(&mut story, run.stdout.trim().to_string());
+    } else {
+        tell(&mut story, format!("the producer did not end cleanly: {}", run.describe()));
+    }
 
     let consumed_path = dir.join("consumed.tsv");
     let mut command = Command::new(&clients.python);
     command.args(["tests/clients/kill9_client.py", "consume", "--bootstrap", &bootstrap, "--topic", TOPIC]);
     command.args(["--max-seconds", "60"]).arg("--out").arg(&consumed_path);
     let run = run_program(command, dir, "consumer", Duration::from_secs(90));
-    assert!(run.status == Some(0), "the consumer failed: {}\n{}", run.describe(), logs(&brokers));
-    story.push(run.stdout.trim().to_string());
+    assert!(
+        run.status == Some(0),
+        "the consumer could not read the partition: {}\n{}{}",
+        run.describe(),
+        stalled.map(|stall| format!("LIVENESS before that: {stall}\n")).unwrap_or_default(),
+        logs(&brokers)
+    );
+    tell(&mut story, run.stdout.trim().to_string());
 
     let acked = read_records(&acked_path);
     let consumed = read_records(&consumed_path);
     let verdict = judge(&acked, &consumed);
-    eprintln!("kill -9 test:\n  {}\n  {}", story.join("\n  "), verdict.summary);
+    tell(&mut story, verdict.summary.clone());
     assert!(
         verdict.problems.is_empty(),
-        "acknowledged records were lost or misplaced:\n  {}\n{}\n  {}",
+        "SAFETY: acknowledged records were lost or misplaced:\n  {}\n{}",
         verdict.problems.iter().take(30).cloned().collect::<Vec<_>>().join("\n  "),
-        verdict.summary,
-        story.join("\n  ")
+        story.join("\n")
     );
+    if let Some(stall) = stalled {
+        panic!("LIVENESS (no acknowledged record was lost, but): {stall}");
+    }
+}
+
+/// The kills and restarts, each followed by bounded waits for progress; Err describes a stall.
+fn fault_phase(
+    brokers: &mut [BrokerProcess],
+    producer: &mut Background,
+    acked_path: &Path,
+    story: &mut Vec<String>,
+) -> Result<(), String> {
+    wait_for_acks(acked_path, PROGRESS, producer, brokers, "before the first kill")?;
+    for round in 1..=KILLS {
+        let (leader, epoch) = partition_leader(brokers, None)?;
+        let before = count_lines(acked_path);
+        let index = brokers.iter().position(|b| b.node_id == leader).expect("the leader is one of ours");
+        brokers[index].kill9();
+        if round % 2 == 1 {
+            // Failover: the leader stays dead until another replica leads and the producer has
+            // made progress without it; then it comes back and must catch up (or truncate).
+            tell(story, format!("kill #{round}: node {leader} (leader epoch {epoch}) after {before} acks"));
+            let (next, next_epoch) = partition_leader(brokers, Some((leader, epoch)))?;
+            wait_for_acks(acked_path, before + PROGRESS, producer, brokers, &format!("kill #{round}"))?;
+            tell(
+                story,
+                format!("  node {next} led (epoch {next_epoch}) and took acks while node {leader} was down"),
+            );
+        } else {
+            // Bounce: back within half a second, perhaps before the controller noticed.
+            tell(
+                story,
+                format!("kill #{round}: node {leader} (leader epoch {epoch}) after {before} acks, bounced"),
+            );
+            sleep(Duration::from_millis(500));
+        }
+        let restarted = count_lines(acked_path);
+        brokers[index].restart();
+        brokers[index].wait_ready(3, READY);
+        let when = format!("after restarting node {leader} (kill #{round})");
+        wait_for_acks(acked_path, restarted + PROGRESS, producer, brokers, &when)?;
+        wait_for_full_isr(brokers, &when)?;
+        tell(story, format!("  node {leader} restarted; acks go on; the ISR is whole again"));
+    }
+    let target = count_lines(acked_path) + PROGRESS;
+    wait_for_acks(acked_path, target, producer, brokers, "after the last restart")
+}
+
+/// One step of the test's story: printed as it happens (shown if the test fails) and kept for the end.
+fn tell(story: &mut Vec<String>, line: String) {
+    eprintln!("kill9: {line}");
+    story.push(line);
 }
 
 /// The partition's leader and leader epoch, as the live broker with the newest view reports it:
 /// a live leader, and with `after = Some((old, epoch))` one other than `old` at a later epoch.
-fn partition_leader(brokers: &mut [BrokerProcess], after: Option<(u32, i32)>) -> (u32, i32) {
+fn partition_leader(brokers: &mut [BrokerProcess], after: Option<(u32, i32)>) -> Result<(u32, i32), String> {
     let start = Instant::now();
     let mut last = None;
     while start.elapsed() < STEP_LIMIT {
@@ -170,7 +188,7 @@ fn partition_leader(brokers: &mut [BrokerProcess], after: Option<(u32, i32)>) ->
             let live = brokers.iter().any(|b| b.is_running() && b.node_id as i32 == p.leader);
             let moved = after.is_none_or(|(old, epoch)| p.leader != old as i32 && p.leader_epoch > epoch);
             if p.leader > 0 && live && moved {
-                return (p.leader as u32, p.leader_epoch);
+                return Ok((p.leader as u32, p.leader_epoch));
             }
             last = Some(p);
         }
@@ -180,7 +198,7 @@ fn partition_leader(brokers: &mut [BrokerProcess], after: Option<(u32, i32)>) ->
         Some((old, epoch)) => format!("a live leader other than node {old} after epoch {epoch}"),
         None => "a live leader".to_string(),
     };
-    panic!("{TOPIC}-0 had no {want} within {STEP_LIMIT:?} (last view {last:?})\n{}", logs(brokers));
+    Err(format!("{TOPIC}-0 had no {want} within {STEP_LIMIT:?} (last view {last:?})\n{}", logs(brokers)))
 }
 
 /// Partition 0 of the topic as reported by the live broker with the highest leader epoch.
@@ -198,58 +216,77 @@ fn newest_view(brokers: &mut [BrokerProcess]) -> Option<MetadataPartition> {
     best
 }
 
-fn wait_for_full_isr(brokers: &mut [BrokerProcess], round: usize) {
+/// Waits until the newest view of the partition has all three replicas in its ISR.
+fn wait_for_full_isr(brokers: &mut [BrokerProcess], when: &str) -> Result<(), String> {
     let start = Instant::now();
     let mut last = None;
     while start.elapsed() < STEP_LIMIT {
         if let Some(p) = newest_view(brokers) {
             if p.isr.len() == 3 {
-                return;
+                return Ok(());
             }
             last = Some(p);
         }
         sleep(Duration::from_millis(200));
     }
-    panic!(
-        "after kill #{round} the restarted replica did not rejoin the ISR within {STEP_LIMIT:?} \
-         (last view {last:?})\n{}",
+    Err(format!(
+        "{when}: the restarted replica did not rejoin the ISR within {STEP_LIMIT:?} (last view {last:?})\n{}",
         logs(brokers)
-    );
+    ))
 }
 
+/// Waits until the producer has `want` acknowledgements in its file; Err (with the producer's
+/// failed deliveries and every broker's view and log) after STEP_LIMIT or if the producer exits.
 fn wait_for_acks(
     path: &Path,
     want: usize,
     producer: &mut Background,
     brokers: &mut [BrokerProcess],
     when: &str,
-) {
+) -> Result<(), String> {
     let start = Instant::now();
     loop {
         let have = count_lines(path);
         if have >= want {
-            return;
+            return Ok(());
         }
         for broker in brokers.iter_mut() {
             broker.assert_alive();
         }
-        if producer.has_exited() || start.elapsed() > STEP_LIMIT {
-            let run = producer.wait(Duration::from_secs(1));
+        let exited = producer.has_exited();
+        if exited || start.elapsed() > STEP_LIMIT {
             let failed = path.with_file_name("failed.tsv");
-            panic!(
-                "{when}: {have} acknowledged records, want {want} within {STEP_LIMIT:?}; producer: {}\n\
-                 --- failed deliveries (last 5) ---\n{}\n{}",
-                run.describe(),
+            let exited = if exited { "the producer exited; " } else { "" };
+            return Err(format!(
+                "{when}: {exited}{have} acknowledged records, want {want} within {STEP_LIMIT:?}\n\
+                 --- producer's failed deliveries (last 5) ---\n{}\n{}",
                 tail(&failed, 5),
                 logs(brokers)
-            );
+            ));
         }
         sleep(Duration::from_millis(100));
     }
 }
 
+/// Each broker's view of the partition (or why it has none), then the tail of its log.
 fn logs(brokers: &[BrokerProcess]) -> String {
     let mut text = String::new();
+    for broker in brokers {
+        let view = if !broker.is_running() {
+            "not running".to_string()
+        } else {
+            match metadata(&broker.addr(), Some(&[TOPIC])) {
+                Ok(md) => format!(
+                    "{:?}, {} brokers, controller {}",
+                    md.partition(TOPIC, 0),
+                    md.brokers.len(),
+                    md.controller_id
+                ),
+                Err(error) => format!("no answer: {error}"),
+            }
+        };
+        text.push_str(&format!("node {} sees {TOPIC}-0 as: {view}\n", broker.node_id));
+    }
     for broker in brokers {
         text.push_str(&format!(
             "--- node {} log (last 25 lines) ---\n{}\n",

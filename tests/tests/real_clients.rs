@@ -16,7 +16,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{clients_or_skip, create_topic_with_cli, run_program, tail, BrokerProcess, Clients};
+use support::{clients_or_skip, create_topic_with_cli, run_program, tail, BrokerProcess, Clients, TestDir};
 
 /// How long the broker may take to answer Metadata after it is started.
 const READY: Duration = Duration::from_secs(30);
@@ -32,7 +32,7 @@ enum Client {
 
 fn check_client(name: &str, client: Client) {
     let Some(clients) = clients_or_skip(name) else { return };
-    let dir = tempfile::tempdir().expect("temporary directory");
+    let dir = TestDir::new(name);
     let mut broker = BrokerProcess::single(dir.path());
     broker.wait_ready(1, READY);
     let bootstrap = broker.addr();

@@ -64,6 +64,33 @@ fn build_seedlog() -> PathBuf {
     panic!("cargo build reported no executable for the seedlog binary");
 }
 
+/// A temporary directory for one test's brokers and files, removed at the end unless
+/// `SEEDLOG_KEEP_TEST_DIR=1` (then its path is printed and it stays, for a post-mortem).
+pub struct TestDir {
+    path: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl TestDir {
+    pub fn new(test: &str) -> Self {
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("seedlog-{test}-"))
+            .tempdir()
+            .expect("temporary directory");
+        if std::env::var("SEEDLOG_KEEP_TEST_DIR").is_ok_and(|value| value == "1") {
+            let path = temp.keep();
+            eprintln!("{test}: keeping {}", path.display());
+            TestDir { path, _temp: None }
+        } else {
+            TestDir { path: temp.path().to_path_buf(), _temp: Some(temp) }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
