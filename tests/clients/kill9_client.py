@@ -46,6 +46,7 @@ def produce(args):
         "retry.backoff.max.ms": 500,
         "topic.metadata.refresh.interval.ms": 1000,
         "reconnect.backoff.max.ms": 500,
+        **({"debug": args.debug} if args.debug else {}),
     })
     acked = open(args.acked, "w", buffering=1)
     failed = open(args.failed, "w", buffering=1)
@@ -143,6 +144,7 @@ def main():
     p.add_argument("--flush-seconds", type=float, default=25.0)
     p.add_argument("--out", help="consume: file of the records read")
     p.add_argument("--max-seconds", type=float, default=120.0)
+    p.add_argument("--debug", help="produce: librdkafka debug contexts (e.g. metadata,topic,msg), to stderr")
     args = p.parse_args()
     if args.mode == "produce":
         if not (args.acked and args.failed and args.stop_file):

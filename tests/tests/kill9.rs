@@ -85,6 +85,10 @@ fn acknowledged_records_survive_kill9_of_the_partition_leader() {
         .arg(&failed_path)
         .arg("--stop-file")
         .arg(&stop_path);
+    // SEEDLOG_KILL9_DEBUG=metadata,topic,... turns on librdkafka's debug log in producer.stderr.
+    if let Ok(contexts) = std::env::var("SEEDLOG_KILL9_DEBUG") {
+        command.args(["--debug", &contexts]);
+    }
     let mut producer = Background::spawn(command, dir, "producer");
 
     let mut story = Vec::new();
