@@ -571,6 +571,7 @@ impl Replica {
             self.apply_retention(env);
         }
         self.expire_acks();
+        self.answer_parked(env);
         self.shrink_isr_if_lagging(env.now);
         self.drive(env);
     }
