@@ -775,6 +775,12 @@ impl PartitionLog {
         self.segments.keys().copied().collect()
     }
 
+    /// Each segment's base offset and the path of its `.log` file, oldest first (for checkers that
+    /// read the files as they are).
+    pub fn segment_files(&self) -> Vec<(i64, String)> {
+        self.segments.keys().map(|base| (*base, log_path(&self.dir, *base))).collect()
+    }
+
     pub fn dir(&self) -> &str {
         &self.dir
     }
