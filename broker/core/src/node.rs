@@ -214,6 +214,8 @@ pub struct Node {
     replicas_synced_to: Option<i64>,
     /// The broker epoch the replicas were last given.
     replicas_broker_epoch: Option<i64>,
+    /// This incarnation was unfenced at least once: its replicas may take roles.
+    replicas_unfenced_once: bool,
     fetches: BTreeMap<u64, replicas::FetchInFlight>,
     alters: BTreeMap<u64, replicas::AlterInFlight>,
     next_replica_correlation_id: u64,
@@ -265,6 +267,7 @@ impl Node {
             replicas: BTreeMap::new(),
             replicas_synced_to: None,
             replicas_broker_epoch: None,
+            replicas_unfenced_once: false,
             fetches: BTreeMap::new(),
             alters: BTreeMap::new(),
             next_replica_correlation_id: 0,
