@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -91,13 +93,20 @@ impl KafkaClient {
         let header = ResponseHeader::decode(&mut body, key.response_header_version(version))
             .map_err(|error| format!("unreadable response header: {error}"))?;
         if header.correlation_id != correlation_id {
-            return Err(format!("answer to request {} while waiting for {correlation_id}", header.correlation_id));
+            return Err(format!(
+                "answer to request {} while waiting for {correlation_id}",
+                header.correlation_id
+            ));
         }
         R::Response::decode(&mut body, version).map_err(|error| format!("unreadable response: {error}"))
     }
 
     /// Sends a request that gets no answer (a produce with `acks=0`).
-    pub async fn send_without_answer<R: Request>(&mut self, request: &R, ours_max: i16) -> Result<(), String> {
+    pub async fn send_without_answer<R: Request>(
+        &mut self,
+        request: &R,
+        ours_max: i16,
+    ) -> Result<(), String> {
         let version = self.version::<R>(ours_max)?;
         self.write_request(request, version).await.map(|_| ())
     }

@@ -29,7 +29,8 @@ pub struct ClusterOptions {
 /// The `--override` flags of broker `id` (1-based).
 pub fn broker_overrides(options: &ClusterOptions, id: u32) -> Vec<String> {
     let port = |node: u32| u32::from(options.base_port) + 2 * (node - 1);
-    let voters: Vec<String> = (1..=options.brokers).map(|node| format!("{node}@127.0.0.1:{}", port(node) + 1)).collect();
+    let voters: Vec<String> =
+        (1..=options.brokers).map(|node| format!("{node}@127.0.0.1:{}", port(node) + 1)).collect();
     let replication = options.brokers.min(3);
     let mut overrides = vec![
         format!("node.id={id}"),
@@ -68,7 +69,8 @@ pub async fn run(options: ClusterOptions) -> Result<(), String> {
     if u32::from(options.base_port) + 2 * options.brokers > 65_535 {
         return Err("--base-port leaves no room for the brokers' ports".into());
     }
-    let executable = std::env::current_exe().map_err(|error| format!("cannot find the seedlog binary: {error}"))?;
+    let executable =
+        std::env::current_exe().map_err(|error| format!("cannot find the seedlog binary: {error}"))?;
     let mut children = Vec::new();
     for id in 1..=options.brokers {
         let child = spawn_broker(&executable, &options, id)?;
@@ -81,8 +83,9 @@ pub async fn run(options: ClusterOptions) -> Result<(), String> {
         );
         children.push(child);
     }
-    let bootstrap: Vec<String> =
-        (1..=options.brokers).map(|id| format!("127.0.0.1:{}", u32::from(options.base_port) + 2 * (id - 1))).collect();
+    let bootstrap: Vec<String> = (1..=options.brokers)
+        .map(|id| format!("127.0.0.1:{}", u32::from(options.base_port) + 2 * (id - 1)))
+        .collect();
     println!("bootstrap servers: {}", bootstrap.join(","));
 
     let mut terminate_signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

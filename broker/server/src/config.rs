@@ -112,7 +112,9 @@ pub fn parse_properties(text: &str) -> Result<BTreeMap<String, String>, String> 
 /// Splits an `--override key=value` flag.
 pub fn parse_override(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_string(), value.trim().to_string())),
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.trim().to_string()))
+        }
         _ => Err(format!("--override `{text}` is not key=value")),
     }
 }
@@ -254,15 +256,26 @@ fn build(reader: &Reader<'_>) -> Result<ServerConfig, String> {
     };
     for listener in &advertised {
         if !listeners.iter().any(|bound| bound.name == listener.name) {
-            return Err(format!("`advertised.listeners` names `{}`, which is not in `listeners`", listener.name));
+            return Err(format!(
+                "`advertised.listeners` names `{}`, which is not in `listeners`",
+                listener.name
+            ));
         }
     }
     let mut endpoints: Vec<Endpoint> = advertised
         .iter()
-        .map(|listener| Endpoint { listener: listener.name.clone(), host: listener.host.clone(), port: listener.port })
+        .map(|listener| Endpoint {
+            listener: listener.name.clone(),
+            host: listener.host.clone(),
+            port: listener.port,
+        })
         .collect();
     if !endpoints.iter().any(|endpoint| endpoint.listener == internal_listener) {
-        endpoints.push(Endpoint { listener: internal.name.clone(), host: internal.host.clone(), port: internal.port });
+        endpoints.push(Endpoint {
+            listener: internal.name.clone(),
+            host: internal.host.clone(),
+            port: internal.port,
+        });
     }
 
     let data_dir = {
@@ -271,7 +284,8 @@ fn build(reader: &Reader<'_>) -> Result<ServerConfig, String> {
         } else {
             reader.raw("log.dirs")
         };
-        let first = dirs.split(',').map(str::trim).find(|dir| !dir.is_empty()).ok_or("`log.dirs` is empty")?;
+        let first =
+            dirs.split(',').map(str::trim).find(|dir| !dir.is_empty()).ok_or("`log.dirs` is empty")?;
         PathBuf::from(first)
     };
 
@@ -302,7 +316,10 @@ fn build(reader: &Reader<'_>) -> Result<ServerConfig, String> {
     let default_replication_factor: u16 = reader.number("default.replication.factor")?;
     let num_partitions: u32 = reader.number("num.partitions")?;
     if min_insync_replicas == 0 || default_replication_factor == 0 || num_partitions == 0 {
-        return Err("`min.insync.replicas`, `default.replication.factor` and `num.partitions` must be positive".into());
+        return Err(
+            "`min.insync.replicas`, `default.replication.factor` and `num.partitions` must be positive"
+                .into(),
+        );
     }
     let replication = ReplicationConfig {
         log: log.clone(),
@@ -395,7 +412,8 @@ pub fn parse_listeners(key: &str, text: &str) -> Result<Vec<Listener>, String> {
     for entry in text.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
         let (name, address) =
             entry.split_once("://").ok_or_else(|| format!("`{key}`: `{entry}` is not NAME://host:port"))?;
-        let (host, port) = split_host_port(address).ok_or_else(|| format!("`{key}`: `{entry}` has no valid port"))?;
+        let (host, port) =
+            split_host_port(address).ok_or_else(|| format!("`{key}`: `{entry}` has no valid port"))?;
         if name.is_empty() {
             return Err(format!("`{key}`: `{entry}` has no listener name"));
         }

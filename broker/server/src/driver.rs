@@ -115,10 +115,9 @@ pub async fn start<N: Network>(network: N, mut config: ServerConfig) -> Result<R
     let mut bound = Vec::new();
     let mut addresses = Vec::new();
     for listener in &config.listeners {
-        let socket = network
-            .bind(&listener.address())
-            .await
-            .map_err(|error| format!("cannot listen on {}://{}: {error}", listener.name, listener.address()))?;
+        let socket = network.bind(&listener.address()).await.map_err(|error| {
+            format!("cannot listen on {}://{}: {error}", listener.name, listener.address())
+        })?;
         let address = N::local_address(&socket).map_err(|error| error.to_string())?;
         addresses.push((listener.name.clone(), address.clone()));
         bound.push((listener.name.clone(), socket));
@@ -151,7 +150,8 @@ pub async fn start<N: Network>(network: N, mut config: ServerConfig) -> Result<R
             rng: &mut rng,
             faults: &mut faults,
         };
-        Node::start(&mut env, config.node.clone()).map_err(|error| format!("the node cannot start: {error:?}"))?
+        Node::start(&mut env, config.node.clone())
+            .map_err(|error| format!("the node cannot start: {error:?}"))?
     };
     let (inputs, input_queue) = mpsc::unbounded_channel();
     let (topics_tx, topics_rx) = watch::channel(Arc::new(TopicNames::default()));
@@ -399,7 +399,8 @@ impl<N: Network> Core<N> {
             .brokers
             .values()
             .filter_map(|registration| {
-                let endpoint = registration.endpoints.iter().find(|endpoint| endpoint.listener == listener)?;
+                let endpoint =
+                    registration.endpoints.iter().find(|endpoint| endpoint.listener == listener)?;
                 Some((registration.broker_id, format!("{}:{}", endpoint.host, endpoint.port)))
             })
             .collect();
@@ -572,10 +573,16 @@ async fn serve_client<N: Network>(
             slot.done = true;
             if let Some(pending) = slot.pending.take() {
                 if pending.respond {
-                    let answers = slot.answers.drain(..).map(|answer| answer.unwrap_or(Answer::Error(wire::codes::INVALID_REQUEST))).collect();
+                    let answers = slot
+                        .answers
+                        .drain(..)
+                        .map(|answer| answer.unwrap_or(Answer::Error(wire::codes::INVALID_REQUEST)))
+                        .collect();
                     match pending.encode(answers, &context) {
                         Ok(frame) => slot.frame = Some(frame),
-                        Err(reason) => eprintln!("seedlog: connection {connection:#x}: cannot encode a response: {reason}"),
+                        Err(reason) => eprintln!(
+                            "seedlog: connection {connection:#x}: cannot encode a response: {reason}"
+                        ),
                     }
                 }
             }

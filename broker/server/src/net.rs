@@ -17,7 +17,9 @@ pub trait Network: Clone + Send + Sync + 'static {
 
     fn bind(&self, address: &str) -> impl Future<Output = io::Result<Self::Listener>> + Send;
     fn local_address(listener: &Self::Listener) -> io::Result<String>;
-    fn accept(listener: &mut Self::Listener) -> impl Future<Output = io::Result<(Self::Stream, String)>> + Send;
+    fn accept(
+        listener: &mut Self::Listener,
+    ) -> impl Future<Output = io::Result<(Self::Stream, String)>> + Send;
     fn connect(&self, address: &str) -> impl Future<Output = io::Result<Self::Stream>> + Send;
 }
 

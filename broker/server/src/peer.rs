@@ -84,14 +84,20 @@ impl<N: Network> Peers<N> {
     /// Queues a message; drops it when the node's address is unknown or its queue is full.
     pub fn send(&mut self, to: NodeId, message: NodeMessage) {
         let Some(address) = self.book.get(&to).cloned() else { return };
-        let stale = self.links.get(&to).is_some_and(|(linked, queue)| *linked != address || queue.is_closed());
+        let stale =
+            self.links.get(&to).is_some_and(|(linked, queue)| *linked != address || queue.is_closed());
         if stale {
             self.links.remove(&to);
         }
         let (_, queue) = self.links.entry(to).or_insert_with(|| {
             let (queue, messages) = mpsc::channel(LINK_QUEUE_MAX);
             let hello = PeerFrame::Hello { node_id: self.own_id, address: self.own_address.clone() };
-            tokio::spawn(link(self.network.clone(), address.clone(), encode(&hello).unwrap_or_default(), messages));
+            tokio::spawn(link(
+                self.network.clone(),
+                address.clone(),
+                encode(&hello).unwrap_or_default(),
+                messages,
+            ));
             (address, queue)
         });
         let _ = queue.try_send(message);
@@ -99,7 +105,12 @@ impl<N: Network> Peers<N> {
 }
 
 /// One outgoing link: connect, hello, then messages; reconnect with a backoff on any failure.
-async fn link<N: Network>(network: N, address: String, hello: Vec<u8>, mut messages: mpsc::Receiver<NodeMessage>) {
+async fn link<N: Network>(
+    network: N,
+    address: String,
+    hello: Vec<u8>,
+    mut messages: mpsc::Receiver<NodeMessage>,
+) {
     let mut backoff = BACKOFF_MIN;
     loop {
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, network.connect(&address)).await;

@@ -14,8 +14,8 @@ use kafka_protocol::messages::{
     list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
     metadata_request::MetadataRequestTopic,
     produce_request::{PartitionProduceData, TopicProduceData},
-    CreateTopicsRequest, DeleteTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse,
-    ProduceRequest, TopicName,
+    CreateTopicsRequest, DeleteTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest,
+    MetadataResponse, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use seedlog_core::record::{self, encode_batch, NewRecord, ProducerInfo};
@@ -45,7 +45,10 @@ fn error_name(code: i16) -> String {
 }
 
 /// Metadata for `topics` (every topic when `None`).
-pub async fn metadata(client: &mut KafkaClient, topics: Option<&[String]>) -> Result<MetadataResponse, String> {
+pub async fn metadata(
+    client: &mut KafkaClient,
+    topics: Option<&[String]>,
+) -> Result<MetadataResponse, String> {
     let request = MetadataRequest::default().with_topics(topics.map(|names| {
         names.iter().map(|name| MetadataRequestTopic::default().with_name(Some(topic_name(name)))).collect()
     }));
@@ -75,7 +78,8 @@ pub async fn topics_create(
                 })
                 .collect(),
         );
-    let request = CreateTopicsRequest::default().with_topics(vec![creatable]).with_timeout_ms(timeout_ms(timeout));
+    let request =
+        CreateTopicsRequest::default().with_topics(vec![creatable]).with_timeout_ms(timeout_ms(timeout));
     let response = client.send(&request, 7).await?;
     for result in response.topics {
         if result.error_code != 0 {
@@ -162,7 +166,8 @@ pub async fn connect_leader(
 ) -> Result<KafkaClient, String> {
     let mut client = KafkaClient::connect(bootstrap, timeout).await?;
     let response = metadata(&mut client, Some(&[topic.to_string()])).await?;
-    let Some(found) = response.topics.iter().find(|t| t.name.as_ref().is_some_and(|name| name.as_str() == topic))
+    let Some(found) =
+        response.topics.iter().find(|t| t.name.as_ref().is_some_and(|name| name.as_str() == topic))
     else {
         return Err(format!("topic {topic} not in the metadata"));
     };
@@ -226,20 +231,28 @@ pub async fn produce(bootstrap: &str, timeout: Duration, options: ProduceOptions
         let records: Vec<NewRecord> = batch
             .iter()
             .map(|line| {
-                let (key, value) = match options.key_separator.as_deref().and_then(|separator| line.split_once(separator)) {
-                    Some((key, value)) => (Some(key.as_bytes().to_vec()), value),
-                    None => (None, line.as_str()),
-                };
-                NewRecord { timestamp: now_ms, key, value: Some(value.as_bytes().to_vec()), headers: Vec::new() }
+                let (key, value) =
+                    match options.key_separator.as_deref().and_then(|separator| line.split_once(separator)) {
+                        Some((key, value)) => (Some(key.as_bytes().to_vec()), value),
+                        None => (None, line.as_str()),
+                    };
+                NewRecord {
+                    timestamp: now_ms,
+                    key,
+                    value: Some(value.as_bytes().to_vec()),
+                    headers: Vec::new(),
+                }
             })
             .collect();
         let bytes = Bytes::from(encode_batch(&records, ProducerInfo::NONE));
         let request = ProduceRequest::default()
             .with_acks(options.acks)
             .with_timeout_ms(timeout_ms(timeout))
-            .with_topic_data(vec![TopicProduceData::default().with_name(topic_name(&options.topic)).with_partition_data(
-                vec![PartitionProduceData::default().with_index(options.partition).with_records(Some(bytes))],
-            )]);
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic_name(&options.topic))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(options.partition)
+                    .with_records(Some(bytes))])]);
         if options.acks == 0 {
             client.send_without_answer(&request, 11).await?;
         } else {
@@ -303,12 +316,12 @@ pub async fn consume(bootstrap: &str, timeout: Duration, options: ConsumeOptions
             .with_max_wait_ms(500)
             .with_min_bytes(1)
             .with_max_bytes(50 << 20)
-            .with_topics(vec![FetchTopic::default().with_topic(topic_name(&options.topic)).with_partitions(vec![
-                FetchPartition::default()
+            .with_topics(vec![FetchTopic::default().with_topic(topic_name(&options.topic)).with_partitions(
+                vec![FetchPartition::default()
                     .with_partition(options.partition)
                     .with_fetch_offset(offset)
-                    .with_partition_max_bytes(1 << 20),
-            ])]);
+                    .with_partition_max_bytes(1 << 20)],
+            )]);
         let response = client.send(&request, 12).await?;
         for partition in response.responses.iter().flat_map(|topic| topic.partitions.iter()) {
             if partition.error_code != 0 {
@@ -320,7 +333,8 @@ pub async fn consume(bootstrap: &str, timeout: Duration, options: ConsumeOptions
                 ));
             }
             let records = partition.records.as_deref().unwrap_or_default();
-            let consumed = record::consume(records).map_err(|error| format!("undecodable records: {error:?}"))?;
+            let consumed =
+                record::consume(records).map_err(|error| format!("undecodable records: {error:?}"))?;
             let mut out = stdout.lock();
             for record in consumed {
                 if record.offset < offset {
@@ -349,10 +363,17 @@ pub async fn consume(bootstrap: &str, timeout: Duration, options: ConsumeOptions
     }
 }
 
-async fn list_offset(client: &mut KafkaClient, topic: &str, partition: i32, timestamp: i64) -> Result<i64, String> {
-    let request = ListOffsetsRequest::default().with_replica_id((-1).into()).with_topics(vec![ListOffsetsTopic::default()
-        .with_name(topic_name(topic))
-        .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(partition).with_timestamp(timestamp)])]);
+async fn list_offset(
+    client: &mut KafkaClient,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+) -> Result<i64, String> {
+    let request = ListOffsetsRequest::default().with_replica_id((-1).into()).with_topics(vec![
+        ListOffsetsTopic::default().with_name(topic_name(topic)).with_partitions(vec![
+            ListOffsetsPartition::default().with_partition_index(partition).with_timestamp(timestamp),
+        ]),
+    ]);
     let response = client.send(&request, 7).await?;
     let partition = response
         .topics
@@ -374,7 +395,8 @@ fn timeout_ms(timeout: Duration) -> i32 {
 pub fn parse_configs(pairs: &[String]) -> Result<Vec<(String, String)>, String> {
     let mut seen = BTreeMap::new();
     for pair in pairs {
-        let (key, value) = pair.split_once('=').ok_or_else(|| format!("--config `{pair}` is not key=value"))?;
+        let (key, value) =
+            pair.split_once('=').ok_or_else(|| format!("--config `{pair}` is not key=value"))?;
         seen.insert(key.to_string(), value.to_string());
     }
     Ok(seen.into_iter().collect())

@@ -16,8 +16,10 @@ use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    api_versions_response::ApiVersion, create_partitions_response::CreatePartitionsTopicResult,
-    create_topics_response::CreatableTopicResult, delete_topics_response::DeletableTopicResult,
+    api_versions_response::ApiVersion,
+    create_partitions_response::CreatePartitionsTopicResult,
+    create_topics_response::CreatableTopicResult,
+    delete_topics_response::DeletableTopicResult,
     describe_cluster_response::DescribeClusterBroker,
     describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult},
     fetch_response::{self, FetchableTopicResponse, PartitionData},
@@ -341,9 +343,9 @@ pub fn parse_request(frame: Bytes, context: &Context) -> Parsed {
                 .resources
                 .iter()
                 .map(|resource| match resource.resource_type {
-                    RESOURCE_TOPIC => {
-                        Part::Ask(ClientRequest::DescribeConfigs { topic: resource.resource_name.to_string() })
-                    }
+                    RESOURCE_TOPIC => Part::Ask(ClientRequest::DescribeConfigs {
+                        topic: resource.resource_name.to_string(),
+                    }),
                     RESOURCE_BROKER => Part::Done(Answer::Error(codes::NONE)),
                     _ => Part::Done(Answer::Error(codes::INVALID_REQUEST)),
                 })
@@ -356,9 +358,20 @@ pub fn parse_request(frame: Bytes, context: &Context) -> Parsed {
                 .resources
                 .iter()
                 .map(|resource| {
-                    let configs =
-                        resource.configs.iter().map(|config| (config.name.to_string(), config.value.as_ref().map(|value| value.to_string()))).collect();
-                    alter_configs_part(resource.resource_type, &resource.resource_name, configs, false, request.validate_only)
+                    let configs = resource
+                        .configs
+                        .iter()
+                        .map(|config| {
+                            (config.name.to_string(), config.value.as_ref().map(|value| value.to_string()))
+                        })
+                        .collect();
+                    alter_configs_part(
+                        resource.resource_type,
+                        &resource.resource_name,
+                        configs,
+                        false,
+                        request.validate_only,
+                    )
                 })
                 .collect();
             pending(Decoded::AlterConfigs(request), parts)
@@ -373,13 +386,22 @@ pub fn parse_request(frame: Bytes, context: &Context) -> Parsed {
                     for config in &resource.configs {
                         let name = config.name.to_string();
                         match config.config_operation {
-                            0 => configs.push((name, Some(config.value.as_ref().map(|v| v.to_string()).unwrap_or_default()))),
+                            0 => configs.push((
+                                name,
+                                Some(config.value.as_ref().map(|v| v.to_string()).unwrap_or_default()),
+                            )),
                             1 => configs.push((name, None)),
                             // APPEND and SUBTRACT apply to list configs; Seedlog has none.
                             _ => return Part::Done(Answer::Error(codes::INVALID_CONFIG)),
                         }
                     }
-                    alter_configs_part(resource.resource_type, &resource.resource_name, configs, true, request.validate_only)
+                    alter_configs_part(
+                        resource.resource_type,
+                        &resource.resource_name,
+                        configs,
+                        true,
+                        request.validate_only,
+                    )
                 })
                 .collect();
             pending(Decoded::IncrementalAlterConfigs(request), parts)
@@ -446,8 +468,11 @@ fn produce_parts(request: &ProduceRequest, version: i16, context: &Context) -> V
     let timeout_ms = u32::try_from(request.timeout_ms).unwrap_or(0);
     let mut parts = Vec::new();
     for topic in &request.topic_data {
-        let name =
-            if version >= 13 { context.topics.name(&topic.topic_id).cloned() } else { Some(topic.name.to_string()) };
+        let name = if version >= 13 {
+            context.topics.name(&topic.topic_id).cloned()
+        } else {
+            Some(topic.name.to_string())
+        };
         for partition in &topic.partition_data {
             let Some(name) = name.clone() else {
                 parts.push(Part::Done(Answer::Error(codes::UNKNOWN_TOPIC_ID)));
@@ -493,7 +518,11 @@ fn fetch_parts(request: &FetchRequest, version: i16, context: &Context) -> Vec<P
     let request_max_bytes = if version >= 3 { request.max_bytes } else { i32::MAX };
     let mut parts = Vec::new();
     for topic in &request.topics {
-        let name = if version >= 13 { context.topics.name(&topic.topic_id).cloned() } else { Some(topic.topic.to_string()) };
+        let name = if version >= 13 {
+            context.topics.name(&topic.topic_id).cloned()
+        } else {
+            Some(topic.topic.to_string())
+        };
         for partition in &topic.partitions {
             let Some(name) = name.clone() else {
                 parts.push(Part::Done(Answer::Error(codes::UNKNOWN_TOPIC_ID)));
@@ -509,7 +538,8 @@ fn fetch_parts(request: &FetchRequest, version: i16, context: &Context) -> Vec<P
                 partition: index,
                 fetch_offset: partition.fetch_offset,
                 replica: None,
-                current_leader_epoch: (partition.current_leader_epoch >= 0).then_some(partition.current_leader_epoch),
+                current_leader_epoch: (partition.current_leader_epoch >= 0)
+                    .then_some(partition.current_leader_epoch),
                 last_fetched_epoch: (version >= 12 && partition.last_fetched_epoch >= 0)
                     .then_some(partition.last_fetched_epoch),
                 max_bytes,
@@ -542,7 +572,8 @@ fn list_offsets_parts(request: &ListOffsetsRequest) -> Vec<Part> {
             parts.push(Part::Ask(ClientRequest::ListOffsets {
                 topic: topic.name.to_string(),
                 partition: index,
-                current_leader_epoch: (partition.current_leader_epoch >= 0).then_some(partition.current_leader_epoch),
+                current_leader_epoch: (partition.current_leader_epoch >= 0)
+                    .then_some(partition.current_leader_epoch),
                 spec,
             }));
         }
@@ -670,7 +701,9 @@ impl Pending {
             Decoded::DescribeCluster => {
                 let answer = next();
                 let view = match answer {
-                    Answer::Core(ClientResponse::DescribeCluster(view) | ClientResponse::Metadata(view)) => view,
+                    Answer::Core(ClientResponse::DescribeCluster(view) | ClientResponse::Metadata(view)) => {
+                        view
+                    }
                     _ => empty_view(),
                 };
                 let brokers = view
@@ -758,12 +791,18 @@ impl Pending {
                                     Answer::Core(ClientResponse::ListOffsets(Ok(listed))) => entry
                                         .with_offset(listed.offset)
                                         .with_timestamp(listed.timestamp)
-                                        .with_leader_epoch(if version >= 4 { listed.leader_epoch } else { -1 }),
+                                        .with_leader_epoch(if version >= 4 {
+                                            listed.leader_epoch
+                                        } else {
+                                            -1
+                                        }),
                                     answer => entry.with_error_code(error_of(&answer)),
                                 }
                             })
                             .collect();
-                        ListOffsetsTopicResponse::default().with_name(topic.name.clone()).with_partitions(partitions)
+                        ListOffsetsTopicResponse::default()
+                            .with_name(topic.name.clone())
+                            .with_partitions(partitions)
                     })
                     .collect();
                 encode_response(key, version, id, &ListOffsetsResponse::default().with_topics(topics))
@@ -780,17 +819,24 @@ impl Pending {
                                 let entry = offset_for_leader_epoch_response::EpochEndOffset::default()
                                     .with_partition(partition.partition);
                                 match next() {
-                                    Answer::Core(ClientResponse::OffsetForLeaderEpoch(Ok(end))) => {
-                                        entry.with_leader_epoch(end.leader_epoch).with_end_offset(end.end_offset)
-                                    }
+                                    Answer::Core(ClientResponse::OffsetForLeaderEpoch(Ok(end))) => entry
+                                        .with_leader_epoch(end.leader_epoch)
+                                        .with_end_offset(end.end_offset),
                                     answer => entry.with_error_code(error_of(&answer)),
                                 }
                             })
                             .collect();
-                        OffsetForLeaderTopicResult::default().with_topic(topic.topic.clone()).with_partitions(partitions)
+                        OffsetForLeaderTopicResult::default()
+                            .with_topic(topic.topic.clone())
+                            .with_partitions(partitions)
                     })
                     .collect();
-                encode_response(key, version, id, &OffsetForLeaderEpochResponse::default().with_topics(topics))
+                encode_response(
+                    key,
+                    version,
+                    id,
+                    &OffsetForLeaderEpochResponse::default().with_topics(topics),
+                )
             }
             Decoded::CreateTopics(request) => {
                 let topics = request
@@ -799,9 +845,9 @@ impl Pending {
                     .map(|topic| {
                         let entry = CreatableTopicResult::default().with_name(topic.name.clone());
                         let (code, topic_id) = match next() {
-                            Answer::Core(ClientResponse::Controller(ControllerResponse::CreateTopic(Ok(topic_id)))) => {
-                                (codes::NONE, Uuid::from_bytes(topic_id.0))
-                            }
+                            Answer::Core(ClientResponse::Controller(ControllerResponse::CreateTopic(
+                                Ok(topic_id),
+                            ))) => (codes::NONE, Uuid::from_bytes(topic_id.0)),
                             answer => (error_of(&answer), Uuid::nil()),
                         };
                         let entry = entry.with_error_code(code);
@@ -834,9 +880,9 @@ impl Pending {
                     .iter()
                     .map(|name| {
                         let (code, topic_id) = match next() {
-                            Answer::Core(ClientResponse::Controller(ControllerResponse::DeleteTopic(Ok(topic_id)))) => {
-                                (codes::NONE, Uuid::from_bytes(topic_id.0))
-                            }
+                            Answer::Core(ClientResponse::Controller(ControllerResponse::DeleteTopic(
+                                Ok(topic_id),
+                            ))) => (codes::NONE, Uuid::from_bytes(topic_id.0)),
                             answer => (error_of(&answer), Uuid::nil()),
                         };
                         DeletableTopicResult::default()
@@ -853,12 +899,14 @@ impl Pending {
                     .iter()
                     .map(|topic| {
                         let code = match next() {
-                            Answer::Core(ClientResponse::Controller(ControllerResponse::CreatePartitions(Ok(_)))) => {
-                                codes::NONE
-                            }
+                            Answer::Core(ClientResponse::Controller(
+                                ControllerResponse::CreatePartitions(Ok(_)),
+                            )) => codes::NONE,
                             answer => error_of(&answer),
                         };
-                        CreatePartitionsTopicResult::default().with_name(topic.name.clone()).with_error_code(code)
+                        CreatePartitionsTopicResult::default()
+                            .with_name(topic.name.clone())
+                            .with_error_code(code)
                     })
                     .collect();
                 encode_response(key, version, id, &CreatePartitionsResponse::default().with_results(results))
@@ -872,7 +920,10 @@ impl Pending {
                             .with_resource_type(resource.resource_type)
                             .with_resource_name(resource.resource_name.clone());
                         let wanted = |name: &str| {
-                            resource.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|key| key.as_str() == name))
+                            resource
+                                .configuration_keys
+                                .as_ref()
+                                .is_none_or(|keys| keys.iter().any(|key| key.as_str() == name))
                         };
                         match next() {
                             Answer::Core(ClientResponse::DescribeConfigs(Ok(entries))) => entry.with_configs(
@@ -880,12 +931,20 @@ impl Pending {
                                     .iter()
                                     .filter(|config| wanted(&config.name))
                                     .map(|config| {
-                                        config_entry(&config.name, &config.value, if config.is_default { 5 } else { 1 }, false, version)
+                                        config_entry(
+                                            &config.name,
+                                            &config.value,
+                                            if config.is_default { 5 } else { 1 },
+                                            false,
+                                            version,
+                                        )
                                     })
                                     .collect(),
                             ),
                             Answer::Error(codes::NONE) if resource.resource_type == RESOURCE_BROKER => {
-                                if resource.resource_name.as_str() != context.node_id.to_string() && !resource.resource_name.is_empty() {
+                                if resource.resource_name.as_str() != context.node_id.to_string()
+                                    && !resource.resource_name.is_empty()
+                                {
                                     return entry.with_error_code(codes::INVALID_REQUEST);
                                 }
                                 entry.with_configs(
@@ -927,7 +986,12 @@ impl Pending {
                             .with_error_code(alter_configs_code(next()))
                     })
                     .collect();
-                encode_response(key, version, id, &IncrementalAlterConfigsResponse::default().with_responses(responses))
+                encode_response(
+                    key,
+                    version,
+                    id,
+                    &IncrementalAlterConfigsResponse::default().with_responses(responses),
+                )
             }
         }
     }
@@ -981,13 +1045,21 @@ fn config_type(name: &str) -> i8 {
     match name {
         topic_config::UNCLEAN_LEADER_ELECTION => BOOLEAN,
         topic_config::FLUSH_POLICY => STRING,
-        topic_config::MIN_INSYNC_REPLICAS | topic_config::SEGMENT_BYTES | topic_config::MAX_MESSAGE_BYTES => INT,
+        topic_config::MIN_INSYNC_REPLICAS | topic_config::SEGMENT_BYTES | topic_config::MAX_MESSAGE_BYTES => {
+            INT
+        }
         topic_config::FLUSH_MS | topic_config::RETENTION_MS | topic_config::RETENTION_BYTES => LONG,
         _ => STRING,
     }
 }
 
-fn config_entry(name: &str, value: &str, source: i8, read_only: bool, version: i16) -> DescribeConfigsResourceResult {
+fn config_entry(
+    name: &str,
+    value: &str,
+    source: i8,
+    read_only: bool,
+    version: i16,
+) -> DescribeConfigsResourceResult {
     let entry = DescribeConfigsResourceResult::default()
         .with_name(str_bytes(name))
         .with_value(Some(str_bytes(value)))
@@ -1013,7 +1085,9 @@ fn fetch_partition(partition: i32, answer: Answer, version: i16) -> PartitionDat
             if version >= 12 {
                 if let Some((epoch, end_offset)) = fetch.diverging_epoch {
                     entry = entry.with_diverging_epoch(
-                        fetch_response::EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset),
+                        fetch_response::EpochEndOffset::default()
+                            .with_epoch(epoch)
+                            .with_end_offset(end_offset),
                     );
                 }
                 if let Some((leader, epoch)) = fetch.current_leader {
@@ -1026,7 +1100,9 @@ fn fetch_partition(partition: i32, answer: Answer, version: i16) -> PartitionDat
             }
             entry
         }
-        answer => entry.with_error_code(error_of(&answer)).with_high_watermark(-1).with_records(Some(Bytes::new())),
+        answer => {
+            entry.with_error_code(error_of(&answer)).with_high_watermark(-1).with_records(Some(Bytes::new()))
+        }
     }
 }
 
@@ -1066,11 +1142,17 @@ fn metadata_response(view: &ClusterView, context: &Context) -> MetadataResponse 
                 .map(|partition| {
                     let leader = partition.leader.map_or(-1, |leader| leader as i32);
                     MetadataResponsePartition::default()
-                        .with_error_code(if leader < 0 { 5 /* LEADER_NOT_AVAILABLE */ } else { codes::NONE })
+                        .with_error_code(if leader < 0 {
+                            5 /* LEADER_NOT_AVAILABLE */
+                        } else {
+                            codes::NONE
+                        })
                         .with_partition_index(partition.partition as i32)
                         .with_leader_id(BrokerId(leader))
                         .with_leader_epoch(partition.leader_epoch)
-                        .with_replica_nodes(partition.replicas.iter().map(|id| BrokerId(*id as i32)).collect())
+                        .with_replica_nodes(
+                            partition.replicas.iter().map(|id| BrokerId(*id as i32)).collect(),
+                        )
                         .with_isr_nodes(partition.isr.iter().map(|id| BrokerId(*id as i32)).collect())
                 })
                 .collect();
