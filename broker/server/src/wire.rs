@@ -321,7 +321,7 @@ pub fn parse_request(frame: Bytes, context: &Context) -> Parsed {
                 .topics
                 .iter()
                 .map(|topic| {
-                    if topic.assignments.is_some() {
+                    if topic.assignments.as_ref().is_some_and(|assignments| !assignments.is_empty()) {
                         // Manual replica assignment is not supported: the controller places replicas.
                         return Part::Done(Answer::Error(codes::INVALID_REQUEST));
                     }
