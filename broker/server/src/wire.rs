@@ -238,7 +238,7 @@ pub fn parse_request(frame: Bytes, context: &Context) -> Parsed {
             let request = decode!(ProduceRequest);
             let parts = produce_parts(&request, version, context);
             let respond = request.acks != 0;
-            let acks_valid = matches!(request.acks, 0 | 1 | -1);
+            let acks_valid = (-1..=1).contains(&request.acks);
             let parts = if acks_valid {
                 parts
             } else {
