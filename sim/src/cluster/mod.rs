@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod invariants;
 pub mod options;
+pub mod replicas;
 pub mod script;
 pub mod world;
 
