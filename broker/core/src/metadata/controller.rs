@@ -677,8 +677,7 @@ fn create_partitions(
     if count <= current || count > PARTITIONS_MAX {
         return Err(ErrorCode::InvalidPartitions);
     }
-    let replication_factor =
-        topic.partitions.values().next().map_or(1, |state| state.replicas.len()) as u16;
+    let replication_factor = topic.partitions.values().next().map_or(1, |state| state.replicas.len()) as u16;
     let eligible: Vec<BrokerId> =
         image.brokers.keys().copied().filter(|broker| image.is_eligible(*broker)).collect();
     let Some(assignment) = assign_replicas(&eligible, count - current, replication_factor, rng) else {
@@ -742,7 +741,9 @@ pub fn is_valid_topic_config(key: &str, value: Option<&str>) -> bool {
     let int = |minimum: i64| value.parse::<i32>().is_ok_and(|number| i64::from(number) >= minimum);
     match key {
         names::MIN_INSYNC_REPLICAS => int(1),
-        names::UNCLEAN_LEADER_ELECTION => value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false"),
+        names::UNCLEAN_LEADER_ELECTION => {
+            value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false")
+        }
         names::FLUSH_POLICY => matches!(value, "always" | "interval" | "never"),
         names::FLUSH_MS => long(0),
         names::RETENTION_MS | names::RETENTION_BYTES => long(-1),
