@@ -799,7 +799,9 @@ impl Node {
             // Answers of kinds the broker role never asks for.
             ControllerResponse::AlterPartition(_)
             | ControllerResponse::CreateTopic(_)
-            | ControllerResponse::DeleteTopic(_) => broker.next_attempt,
+            | ControllerResponse::DeleteTopic(_)
+            | ControllerResponse::CreatePartitions(_)
+            | ControllerResponse::AlterConfigs(_) => broker.next_attempt,
         };
     }
 
@@ -890,13 +892,7 @@ fn not_controller(response: &ControllerResponse) -> ControllerResponse {
 }
 
 fn with_error(response: &ControllerResponse, error: ErrorCode) -> ControllerResponse {
-    match response {
-        ControllerResponse::RegisterBroker(_) => ControllerResponse::RegisterBroker(Err(error)),
-        ControllerResponse::Heartbeat(_) => ControllerResponse::Heartbeat(Err(error)),
-        ControllerResponse::AlterPartition(_) => ControllerResponse::AlterPartition(Err(error)),
-        ControllerResponse::CreateTopic(_) => ControllerResponse::CreateTopic(Err(error)),
-        ControllerResponse::DeleteTopic(_) => ControllerResponse::DeleteTopic(Err(error)),
-    }
+    response.with_error(error)
 }
 
 mod client;
