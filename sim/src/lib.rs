@@ -10,6 +10,7 @@ pub mod net;
 pub mod options;
 pub mod plan;
 pub mod process;
+pub mod report;
 pub mod rng;
 pub mod scenario;
 pub mod scheduler;
