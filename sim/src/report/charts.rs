@@ -438,8 +438,13 @@ struct Canvas {
 }
 
 impl Canvas {
+    /// A time chart: marker label rows between the title and the plot.
     fn new(plot_px: u32, legend: &[(Key, String)]) -> Canvas {
-        let chart_px = CAPTION_PX + MARKER_ROWS * MARKER_ROW_PX + 6 + plot_px + X_AXIS_PX;
+        Canvas::with_top(CAPTION_PX + MARKER_ROWS * MARKER_ROW_PX + 6, plot_px, legend)
+    }
+
+    fn with_top(top_px: u32, plot_px: u32, legend: &[(Key, String)]) -> Canvas {
+        let chart_px = top_px + plot_px + X_AXIS_PX;
         Canvas { height_px: chart_px + legend_height(legend), chart_px }
     }
 }
@@ -1217,19 +1222,20 @@ pub(super) fn bars(
     reference: Option<(f64, String)>,
 ) -> DrawResult<String> {
     let x_max =
-        rows.iter().map(|r| r.value).fold(reference.as_ref().map_or(0.0, |r| r.0), f64::max).max(1e-9) * 1.25;
+        rows.iter().map(|r| r.value).fold(reference.as_ref().map_or(0.0, |r| r.0), f64::max).max(1.0) * 1.25;
     let n = rows.len().max(1) as f64;
     let mut legend = vec![(Key::Fill(LEADER), x_desc.to_string())];
     if let Some((_, text)) = &reference {
         legend.push((Key::Marker(ANOMALY), text.clone()));
     }
-    let canvas = Canvas::new(rows.len().max(1) as u32 * LANE_PX, &legend);
+    let top_px = CAPTION_PX + 10;
+    let canvas = Canvas::with_top(top_px, rows.len().max(1) as u32 * LANE_PX, &legend);
     render(canvas.height_px, canvas.chart_px, |area, legend_area| {
         draw_title(area, title)?;
         let mut chart = ChartBuilder::on(area)
             .margin_left(MARGIN_LEFT_PX)
             .margin_right(MARGIN_RIGHT_PX)
-            .margin_top(CAPTION_PX + MARKER_ROWS * MARKER_ROW_PX + 6)
+            .margin_top(top_px)
             .x_label_area_size(X_AXIS_PX)
             .y_label_area_size(LABEL_AREA_PX)
             .build_cartesian_2d(0.0..x_max, 0.0..n)?;
@@ -1245,10 +1251,21 @@ pub(super) fn bars(
             .label_style(font(12.0))
             .axis_desc_style(font(12.0))
             .draw()?;
+        if let Some((value, _)) = &reference {
+            chart.plotting_area().draw(&DashedPathElement::new(
+                vec![(*value, 0.0), (*value, n)],
+                4,
+                3,
+                ANOMALY.stroke_width(2),
+            ))?;
+        }
         for (index, row) in rows.iter().enumerate() {
             let (y0, y1) = (n - index as f64 - 1.0 + BAND_INSET, n - index as f64 - BAND_INSET);
             chart.plotting_area().draw(&Rectangle::new([(0.0, y0), (row.value, y1)], LEADER.filled()))?;
             let (x, y) = chart.backend_coord(&(row.value, (y0 + y1) / 2.0));
+            // A white ground keeps the note legible where it crosses the reference line.
+            let width = text_px(&row.note, 11.0) as i32;
+            area.draw(&Rectangle::new([(x + 4, y - 7), (x + 8 + width, y + 7)], WHITE.filled()))?;
             area.draw(&Text::new(
                 row.note.clone(),
                 (x + 6, y),
@@ -1259,14 +1276,6 @@ pub(super) fn bars(
                 row.label.clone(),
                 (left - 8, y),
                 anchored(font(12.0), HPos::Right, VPos::Center),
-            ))?;
-        }
-        if let Some((value, _)) = &reference {
-            chart.plotting_area().draw(&DashedPathElement::new(
-                vec![(*value, 0.0), (*value, n)],
-                4,
-                3,
-                ANOMALY.stroke_width(2),
             ))?;
         }
         draw_legend(legend_area, &legend)

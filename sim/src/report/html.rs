@@ -100,7 +100,7 @@ h1 { font-size: 1.5em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ccc; 
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f2f2f2; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 code { background: #f4f4f4; padding: 0 0.25em; }
 .ok { color: #2d7d2d; font-weight: bold; } .fail { color: #c0262d; font-weight: bold; }
 .observation { color: #8a5a00; }
@@ -278,7 +278,7 @@ fn anomaly_table(record: &RunRecord) -> String {
             if anomaly.failing { ("fail", "failure") } else { ("observation", "observation (allowed)") };
         let _ = writeln!(
             html,
-            "<tr><td>A{}</td><td>{}</td><td><b>{}</b></td><td class=\"{class}\">{counts_as}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            "<tr><td>A{}</td><td class=\"num\">{}</td><td><b>{}</b></td><td class=\"{class}\">{counts_as}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
             index + 1,
             anomaly.t_ms.map_or("found at the end".to_string(), seconds),
             escape(&anomaly.kind),
@@ -500,7 +500,7 @@ fn swarm_page(seeds: &[SeedSummary]) -> Result<String, Box<dyn std::error::Error
     html += "</table>\n";
 
     html += "<h2>Failures by fault kind</h2>\n";
-    html += "<div class=\"explain\"><p>Each seed turns a random mix of fault kinds on (swarm testing).\
+    html += "<div class=\"explain\"><p>Each seed turns a random mix of fault kinds on (swarm testing). \
              For each kind: of the seeds that had it on, the share that failed. A kind well above the \
              dashed line (the failure rate over all seeds) is where to look first; a kind near it is \
              probably along for the ride.</p></div>\n";
