@@ -263,3 +263,27 @@ fn a_swarm_without_failures_says_so() {
     assert!(page.contains("No seed failed."));
     assert!(page.contains("<h2>Failing seeds</h2>\n<p>None.</p>"));
 }
+
+/// The pictures in `docs/reports/` are the demo as it renders now (golden files). After a change
+/// to the charts, regenerate them: `SEEDLOG_BLESS=1 cargo test -p seedlog-sim report::tests`.
+#[test]
+fn the_docs_pictures_are_the_demo_as_it_renders_now() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    write_run_report(dir.path(), &demo::demo_record()).expect("written");
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/reports");
+    for (rendered, pictured) in
+        [("timeline.svg", "demo-timeline.svg"), ("offsets-0-t0-0-close-up.svg", "demo-close-up.svg")]
+    {
+        let now = read(&dir.path().join(rendered));
+        let path = docs.join(pictured);
+        if std::env::var_os("SEEDLOG_BLESS").is_some() {
+            std::fs::write(&path, &now)
+                .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
+        }
+        assert!(
+            read(&path) == now,
+            "{} is not the demo as it renders now; regenerate with SEEDLOG_BLESS=1 cargo test -p seedlog-sim report::tests",
+            path.display()
+        );
+    }
+}
