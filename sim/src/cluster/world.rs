@@ -778,6 +778,7 @@ impl ClusterWorld {
             verdict,
             history: Default::default(),
             admin_ops: self.admins.iter().flat_map(|slot| slot.admin.ops.iter().cloned()).collect(),
+            record: None,
         }
     }
 }
