@@ -5,6 +5,7 @@ pub mod admin;
 pub mod clients;
 pub mod invariants;
 pub mod options;
+pub mod replicas;
 pub mod script;
 pub mod world;
 
