@@ -22,7 +22,9 @@ pub mod world;
 pub fn run_plan(plan: plan::Plan, script: cluster::script::Script, emit_trace: bool) -> world::Outcome {
     match plan.options.workload() {
         options::Workload::Log => world::World::new(plan, emit_trace).run(),
-        options::Workload::Controller => cluster::ClusterWorld::new(plan, script, emit_trace).run(),
+        options::Workload::Controller | options::Workload::Cluster => {
+            cluster::ClusterWorld::new(plan, script, emit_trace).run()
+        }
     }
 }
 

@@ -34,9 +34,10 @@ struct Planting {
 
 #[derive(clap::Args, Clone)]
 struct Choice {
-    /// What to simulate: `log` (one broker, producers, consumers) or `controller` (a KRaft
+    /// What to simulate: `cluster` (a KRaft cluster of 3 to 5 brokers with a replicated topic,
+    /// producers and consumers), `log` (one broker, producers, consumers) or `controller` (a KRaft
     /// cluster: the controller quorum, broker registration and fencing, partition leadership).
-    #[arg(long, default_value = "log", value_parser = parse_workload)]
+    #[arg(long, default_value = "cluster", value_parser = parse_workload)]
     workload: Workload,
     /// Run a scenario file (see scenarios/README.md) instead of the workload's generated runs.
     #[arg(long, value_name = "FILE", conflicts_with = "workload")]
@@ -44,7 +45,7 @@ struct Choice {
 }
 
 fn parse_workload(name: &str) -> Result<Workload, String> {
-    Workload::from_name(name).ok_or_else(|| format!("unknown workload {name:?}: log or controller"))
+    Workload::from_name(name).ok_or_else(|| format!("unknown workload {name:?}: cluster, log or controller"))
 }
 
 #[derive(Subcommand)]
@@ -68,7 +69,8 @@ enum Command {
         /// Save the fault plan (options and timed faults) to FILE, for `replay`.
         #[arg(long, value_name = "FILE")]
         save_plan: Option<PathBuf>,
-        /// Write the client history as JSON lines to FILE (the controller workload: admin operations).
+        /// Write the client history as JSON lines to FILE (docs/history-format.md; the controller
+        /// workload: its admin operations).
         #[arg(long, value_name = "FILE")]
         history: Option<PathBuf>,
         /// Write a run report (DIR/index.html: timeline, offsets, client operations, anomalies).
@@ -328,7 +330,7 @@ fn run_plan(
     };
     if let Some(path) = outputs.history {
         let lines = match outcome.workload {
-            Workload::Log => outcome.history.to_json_lines(),
+            Workload::Log | Workload::Cluster => outcome.history.to_json_lines(),
             Workload::Controller => outcome
                 .admin_ops
                 .iter()

@@ -97,8 +97,8 @@ impl Scenario {
                 return Err(format!("faults must be \"generate\", \"none\" or a list, not {name:?}"));
             }
         }
-        if !scenario.script.is_empty() && scenario.workload != Workload::Controller {
-            return Err("a script needs the controller workload".into());
+        if !scenario.script.is_empty() && scenario.workload == Workload::Log {
+            return Err("a script needs the controller or the cluster workload".into());
         }
         // Building one plan checks the patch and the faults.
         scenario.plan(scenario.seed)?;

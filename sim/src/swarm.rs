@@ -209,7 +209,7 @@ fn summarize(
 /// The command that replays one seed of a workload exactly.
 pub fn replay_command(seed: u64, workload: Workload, plants: &[String]) -> String {
     let mut command = format!("seedlog-sim run --seed {seed}");
-    if workload != Workload::Log {
+    if workload != Workload::Cluster {
         command += &format!(" --workload {}", workload.name());
     }
     for plant in plants {

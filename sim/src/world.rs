@@ -786,6 +786,8 @@ impl World {
             final_reads_done,
             final_read_reached,
             liveness_required: self.plan.options.faults.mode == crate::disk::FaultMode::Liveness,
+            excuses: checker::Excuses::default(),
+            end_ms: self.scheduler.now().as_nanos() as f64 / 1e6,
         };
         let verdict = checker::check(&input);
         Outcome {
