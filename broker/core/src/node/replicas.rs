@@ -47,7 +47,7 @@ impl Node {
         // until then the image may still name it leader under its previous registration, and a
         // replica that lost its unsynced tail must not lead (or serve) with what it has left.
         // The controller moves leaderships away from the new registration first.
-        if !self.broker_state().is_some_and(|(_, fenced)| !fenced) && !self.replicas_unfenced_once {
+        if self.broker_state().is_none_or(|(_, fenced)| fenced) && !self.replicas_unfenced_once {
             return;
         }
         self.replicas_unfenced_once = true;
