@@ -589,7 +589,7 @@ pub(super) fn timeline(record: &RunRecord, view: &View) -> DrawResult<String> {
         for (index, lane) in lanes.iter().enumerate() {
             let (y0, y1) = lane_y(index);
             match lane {
-                Lane::Network => draw_network_lane(&chart, view, y0, y1)?,
+                Lane::Network => draw_network_lane(&chart, area, view, y0, y1)?,
                 Lane::Node(node) => draw_node_lane(&chart, area, view, *node, y0, y1)?,
                 Lane::Replica(partition, node) => {
                     draw_replica_lane(&chart, area, view, record, partition, *node, y0, y1)?
@@ -636,14 +636,34 @@ fn draw_lane_labels(chart: &Chart<'_, '_>, area: &Area<'_>, lanes: &[Lane], n: f
 
 const BAND_INSET: f64 = 0.14;
 
-fn draw_network_lane(chart: &Chart<'_, '_>, view: &View, y0: f64, y1: f64) -> DrawResult<()> {
-    for cut in &view.cuts {
+fn draw_network_lane(
+    chart: &Chart<'_, '_>,
+    area: &Area<'_>,
+    view: &View,
+    y0: f64,
+    y1: f64,
+) -> DrawResult<()> {
+    for (index, cut) in view.cuts.iter().enumerate() {
         // Two rows of cuts share the lane when they overlap.
         let half = (y1 - y0) / 2.0;
         let (low, high) = if cut.row == 0 { (y0 + half, y1) } else { (y0, y0 + half) };
         let (low, high) = (low + BAND_INSET / 2.0, high - BAND_INSET / 2.0);
         chart.plotting_area().draw(&Rectangle::new([(cut.start_s, low), (cut.end_s, high)], NET.filled()))?;
-        band_label(chart, &cut.label, cut.start_s, cut.end_s, (low + high) / 2.0, TEXT, 10.0)?;
+        let width_px = text_px(&cut.label, 10.0) + 6.0;
+        if width_px <= pixel_width(chart, cut.start_s, cut.end_s) {
+            band_label(chart, &cut.label, cut.start_s, cut.end_s, (low + high) / 2.0, TEXT, 10.0)?;
+            continue;
+        }
+        // Too short a cut for its groups: write them after its start, up to the next cut.
+        let next_s = view.cuts.get(index + 1).map_or(view.end_s, |next| next.start_s);
+        if width_px <= pixel_width(chart, cut.start_s, next_s) {
+            let (x, y) = chart.backend_coord(&(cut.start_s, (low + high) / 2.0));
+            area.draw(&Text::new(
+                cut.label.clone(),
+                (x + 3, y),
+                anchored(font(10.0), HPos::Left, VPos::Center),
+            ))?;
+        }
     }
     Ok(())
 }
@@ -1000,6 +1020,11 @@ impl Placer {
                 self.placed.iter().all(|p| spot.2 < p.0 || spot.0 > p.2 || spot.3 < p.1 || spot.1 > p.3);
             if inside && free {
                 self.placed.push(spot);
+                // A light ground keeps the label legible over the lines it crosses.
+                area.draw(&Rectangle::new(
+                    [(x - 1, y - 1), (x + width + 1, y + height)],
+                    WHITE.mix(0.75).filled(),
+                ))?;
                 area.draw(&Text::new(
                     text.to_string(),
                     (x, y),

@@ -11,10 +11,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::charts::{self, Bar, View};
-use super::{RunRecord, SeedSummary};
+use super::{NetChange, NodeChange, RunRecord, SeedSummary};
 
 /// At most this many failing seeds are listed on a swarm page.
 const FAILING_LISTED_MAX: usize = 500;
+/// At most this many node and network events are listed under the timeline.
+const FAULT_ROWS_MAX: usize = 500;
 
 /// Writes `dir/index.html` (and the charts as sibling SVG files, and `record.json`); returns the
 /// page's path. Creates `dir` if needed.
@@ -40,7 +42,7 @@ pub fn write_run_report(dir: &Path, record: &RunRecord) -> io::Result<PathBuf> {
     for chart in &partition_charts {
         std::fs::write(dir.join(&chart.file), &chart.svg)?;
     }
-    let json = serde_json::to_string_pretty(record).map_err(io::Error::other)?;
+    let json = serde_json::to_string(record).map_err(io::Error::other)?;
     std::fs::write(dir.join("record.json"), json)?;
     let page = run_page(record, &view, &timeline, &operations, &partition_charts);
     let path = dir.join("index.html");
@@ -137,6 +139,7 @@ fn run_page(
     html += "<h2>Timeline</h2>\n";
     html += TIMELINE_LEGEND;
     let _ = writeln!(html, "<figure>{}</figure>", inline_svg(timeline));
+    html += &faults_table(record);
     if view.partitions_omitted > 0 {
         let _ = writeln!(
             html,
@@ -288,6 +291,51 @@ fn anomaly_table(record: &RunRecord) -> String {
         );
     }
     html += "</table>\n";
+    html
+}
+
+/// The node and network events under the timeline, in time order, folded away.
+fn faults_table(record: &RunRecord) -> String {
+    let mut events: Vec<(f64, String)> = record
+        .node_events
+        .iter()
+        .map(|event| {
+            let what = match &event.change {
+                NodeChange::Down { why } => format!("broker {} down ({why})", event.node),
+                NodeChange::Up => format!("broker {} up", event.node),
+                NodeChange::Paused => format!("broker {} paused", event.node),
+                NodeChange::Resumed => format!("broker {} resumed", event.node),
+            };
+            (event.t_ms, what)
+        })
+        .collect();
+    events.extend(record.net_events.iter().map(|event| {
+        let what = match &event.change {
+            NetChange::Healed => "network healed".to_string(),
+            change => format!("network cut: {}", change.label()),
+        };
+        (event.t_ms, what)
+    }));
+    if events.is_empty() {
+        return String::new();
+    }
+    events.sort_by(|a, b| a.0.total_cmp(&b.0)); // Stable: same-time events keep their order.
+    let mut html = format!(
+        "<details><summary>Faults and recoveries, in time order ({})</summary>\n<table>\n<tr><th>time</th><th>event</th></tr>\n",
+        events.len()
+    );
+    for (t_ms, what) in events.iter().take(FAULT_ROWS_MAX) {
+        let _ = writeln!(html, "<tr><td class=\"num\">{}</td><td>{}</td></tr>", seconds(*t_ms), escape(what));
+    }
+    html += "</table>\n";
+    if events.len() > FAULT_ROWS_MAX {
+        let _ = writeln!(
+            html,
+            "<p>... and {} more in <code>record.json</code>.</p>",
+            events.len() - FAULT_ROWS_MAX
+        );
+    }
+    html += "</details>\n";
     html
 }
 

@@ -31,6 +31,8 @@ fn the_acks_1_story_renders_charts_the_anomaly_the_epochs_and_the_legend() {
     assert!(page.contains("b1 truncates 40 → 38"));
     assert!(page.contains("power loss"));
     assert!(page.contains("{3} | {1,2}"), "the network cut's groups are written");
+    assert!(page.contains("<td>network cut: {3} | {1,2}</td>"), "and listed under the timeline");
+    assert!(page.contains("<td>broker 1 down (power loss)</td>"));
     // The plain-English legend.
     assert!(page.contains("A record is <i>committed</i> once every in-sync replica has it"));
     assert!(page.contains("high watermark"));
