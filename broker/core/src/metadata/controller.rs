@@ -637,14 +637,33 @@ fn create_topic(
             return Err(ErrorCode::InvalidRequest);
         }
     }
-    let eligible: Vec<BrokerId> =
-        image.brokers.keys().copied().filter(|broker| image.is_eligible(*broker)).collect();
-    let Some(assignment) = assign_replicas(&eligible, partitions, replication_factor, rng) else {
-        return Err(ErrorCode::InvalidReplicationFactor);
-    };
+    let assignment = place_partitions(image, partitions, replication_factor, rng)?;
     let topic_id = draw_topic_id(image, rng);
     changes.push(MetadataRecord::Topic { name: name.to_string(), topic_id, configs: configs.clone() });
-    for (partition, replicas) in (0..partitions).zip(assignment) {
+    push_new_partitions(changes, topic_id, 0, assignment);
+    Ok(topic_id)
+}
+
+/// Replicas for `partitions` new partitions over the eligible brokers (Kafka's placement).
+fn place_partitions(
+    image: &MetadataImage,
+    partitions: u32,
+    replication_factor: u16,
+    rng: &mut dyn RngCore,
+) -> Result<Vec<Vec<BrokerId>>, ErrorCode> {
+    let eligible: Vec<BrokerId> =
+        image.brokers.keys().copied().filter(|broker| image.is_eligible(*broker)).collect();
+    assign_replicas(&eligible, partitions, replication_factor, rng).ok_or(ErrorCode::InvalidReplicationFactor)
+}
+
+/// Records new partitions numbered from `first`: ISR = replicas, the first replica leads, epochs 0.
+fn push_new_partitions(
+    changes: &mut Changes<'_>,
+    topic_id: TopicId,
+    first: u32,
+    assignment: Vec<Vec<BrokerId>>,
+) {
+    for (partition, replicas) in (first..).zip(assignment) {
         changes.push(MetadataRecord::Partition {
             topic_id,
             partition,
@@ -655,7 +674,6 @@ fn create_topic(
             partition_epoch: 0,
         });
     }
-    Ok(topic_id)
 }
 
 /// Adds partitions `current..count` to an existing topic, each with as many replicas as the
@@ -678,22 +696,8 @@ fn create_partitions(
         return Err(ErrorCode::InvalidPartitions);
     }
     let replication_factor = topic.partitions.values().next().map_or(1, |state| state.replicas.len()) as u16;
-    let eligible: Vec<BrokerId> =
-        image.brokers.keys().copied().filter(|broker| image.is_eligible(*broker)).collect();
-    let Some(assignment) = assign_replicas(&eligible, count - current, replication_factor, rng) else {
-        return Err(ErrorCode::InvalidReplicationFactor);
-    };
-    for (partition, replicas) in (current..count).zip(assignment) {
-        changes.push(MetadataRecord::Partition {
-            topic_id,
-            partition,
-            leader: replicas.first().copied(),
-            isr: replicas.clone(),
-            replicas,
-            leader_epoch: 0,
-            partition_epoch: 0,
-        });
-    }
+    let assignment = place_partitions(image, count - current, replication_factor, rng)?;
+    push_new_partitions(changes, topic_id, current, assignment);
     Ok(topic_id)
 }
 

@@ -68,28 +68,31 @@ impl Node {
                 self.execute_replica_effects(env.now, key, effects);
             }
         }
-        let assigned: Vec<(ReplicaKey, String, ReplicaSettings)> = self
+        let assigned: Vec<ReplicaKey> = self
             .image
             .topics
             .values()
             .flat_map(|topic| {
-                topic.partitions.iter().filter(|(_, state)| state.replicas.contains(&own_id)).map(
-                    |(partition, _)| {
-                        let settings = replica_settings(&self.config.replication, topic);
-                        ((topic.topic_id, *partition), topic.name.clone(), settings)
-                    },
-                )
+                topic
+                    .partitions
+                    .iter()
+                    .filter(|(_, state)| state.replicas.contains(&own_id))
+                    .map(|(partition, _)| (topic.topic_id, *partition))
             })
             .collect();
         let broker_epoch = self.broker_state().map(|(epoch, _)| epoch);
-        for (key, name, settings) in assigned {
+        for key in assigned {
             if let std::collections::btree_map::Entry::Vacant(slot) = self.replicas.entry(key) {
-                match Replica::open(env, &name, key.0, key.1, own_id, settings) {
+                let Some(topic) = self.image.topics.get(&key.0) else { continue };
+                let settings = replica_settings(&self.config.replication, topic);
+                match Replica::open(env, &topic.name, key.0, key.1, own_id, settings) {
                     Ok((replica, _report)) => {
                         slot.insert(replica);
                     }
                     Err(error) => {
-                        self.halt(format!("the replica of {name}-{} cannot be opened: {error:?}", key.1));
+                        let reason =
+                            format!("the replica of {}-{} cannot be opened: {error:?}", topic.name, key.1);
+                        self.halt(reason);
                         return;
                     }
                 }
