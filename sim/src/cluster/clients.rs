@@ -542,7 +542,8 @@ impl Producer {
     /// The next moment something becomes possible (after `poll` did everything possible now).
     pub fn alarm(&self) -> Option<Time> {
         let mut times: Vec<Time> = Vec::new();
-        if !self.stopped && self.metadata.partitions.is_some() {
+        // A full buffer blocks `send` until an answer frees room (no alarm for it).
+        if !self.stopped && self.metadata.partitions.is_some() && self.buffered() < BUFFERED_RECORDS_MAX {
             times.push(self.next_send_at);
         }
         times.extend(self.open.values().map(|batch| batch.created.plus_millis(self.settings.linger_ms)));

@@ -74,6 +74,11 @@ impl Script {
         Script { steps, next: 0, since: Time::ZERO }
     }
 
+    /// The first step's delay counts from `at` (the start of the chaos).
+    pub fn start(&mut self, at: Time) {
+        self.since = at;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }

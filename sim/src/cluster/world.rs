@@ -47,17 +47,43 @@ use crate::world::Outcome;
 
 const EVENTS_MAX: u64 = 20_000_000;
 const REBOOT_MS: u64 = 100;
+/// The cluster workload's setup (brokers register, the topic is created) must end within this.
+const SETUP_MS_MAX: u64 = 30_000;
 
 #[derive(Debug)]
 enum Event {
-    Deliver { from: NodeId, to: NodeId, message: NodeMessage },
-    SyncDone { node: usize, incarnation: u64, ticket: Result<SyncTicket, StorageError>, token: NodeSyncToken },
-    NodeTimer { node: usize, incarnation: u64, deadline: Time },
-    AdminAlarm { admin: usize },
-    ClientAlarm { client: usize },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        message: NodeMessage,
+    },
+    SyncDone {
+        node: usize,
+        incarnation: u64,
+        ticket: Result<SyncTicket, StorageError>,
+        token: NodeSyncToken,
+    },
+    NodeTimer {
+        node: usize,
+        incarnation: u64,
+        deadline: Time,
+    },
+    AdminAlarm {
+        admin: usize,
+    },
+    ClientAlarm {
+        client: usize,
+    },
+    /// The cluster workload's topic was not created within `SETUP_MS_MAX`: start the chaos anyway.
+    SetupTimeout,
     Fault(Fault),
-    Start { node: usize },
-    Resume { node: usize, incarnation: u64 },
+    Start {
+        node: usize,
+    },
+    Resume {
+        node: usize,
+        incarnation: u64,
+    },
     Heal,
     ChaosEnd,
     End,
@@ -109,6 +135,8 @@ pub struct ClusterWorld {
     /// Per node, how many entries of its disk's damage list were already looked at.
     data_damage_seen: Vec<usize>,
     final_reads_started: bool,
+    /// When the fault plan and the chaos phase started.
+    chaos_started_at: Option<Time>,
     chaos_over: bool,
     converged_at: Option<Time>,
     finished: bool,
@@ -185,6 +213,7 @@ impl ClusterWorld {
             data_damage: Vec::new(),
             data_damage_seen: vec![0; node_count],
             final_reads_started: false,
+            chaos_started_at: None,
             chaos_over: false,
             converged_at: None,
             finished: false,
@@ -195,7 +224,6 @@ impl ClusterWorld {
     }
 
     pub fn run(mut self) -> Outcome {
-        let options = self.plan.options.clone();
         for node in 0..self.nodes.len() {
             self.nodes[node].start_scheduled = true;
             self.scheduler.schedule(Time::ZERO, Event::Start { node });
@@ -206,18 +234,19 @@ impl ClusterWorld {
         for client in 0..self.clients.len() {
             self.arm_client(client, Time::ZERO);
         }
-        for timed in self.plan.faults.clone() {
-            self.scheduler.schedule(Time::from_millis(timed.at_ms), Event::Fault(timed.fault));
+        if self.topic_workload.is_some() {
+            // The chaos starts once the topic exists (see `start_chaos`).
+            self.scheduler.schedule(Time::from_millis(SETUP_MS_MAX), Event::SetupTimeout);
+        } else {
+            self.start_chaos(Time::ZERO);
         }
-        self.scheduler.schedule(Time::from_millis(options.chaos_ms), Event::ChaosEnd);
-        self.scheduler.schedule(Time::from_millis(options.chaos_ms + options.heal_ms), Event::End);
         while let Some((now, sequence, event)) = self.scheduler.pop() {
             self.step(now, sequence, event);
             self.note_voter_damage(now);
             if self.topic_workload.is_some() {
                 self.note_data_damage(now);
             }
-            if !self.chaos_over {
+            if !self.chaos_over && self.chaos_started_at.is_some() {
                 self.run_script(now);
             }
             if self.finished {
@@ -245,6 +274,37 @@ impl ClusterWorld {
             }
         }
         self.finish()
+    }
+
+    /// The fault plan, the script and the chaos phase start at `now`: at once in the controller
+    /// workload, once the topic exists in the cluster workload (so a seed's faults always meet
+    /// producers and consumers at work, never an empty cluster still being set up). The plan's
+    /// times count from here.
+    fn start_chaos(&mut self, now: Time) {
+        if self.chaos_started_at.is_some() {
+            return;
+        }
+        self.chaos_started_at = Some(now);
+        let options = &self.plan.options;
+        let (chaos_ms, heal_ms) = (options.chaos_ms, options.heal_ms);
+        for timed in self.plan.faults.clone() {
+            self.scheduler.schedule(now.plus_millis(timed.at_ms), Event::Fault(timed.fault));
+        }
+        self.scheduler.schedule(now.plus_millis(chaos_ms), Event::ChaosEnd);
+        self.scheduler.schedule(now.plus_millis(chaos_ms + heal_ms), Event::End);
+        self.script.start(now);
+        if self.topic_workload.is_some() {
+            self.trace.event(self.sequence, now, &"sim", format_args!("chaos starts"));
+        }
+    }
+
+    /// In the cluster workload: the chaos starts when the topic creator is done.
+    fn start_chaos_once_created(&mut self, now: Time) {
+        if self.chaos_started_at.is_none()
+            && self.clients.iter().any(|slot| matches!(&slot.client, Client::Creator(c) if c.is_done()))
+        {
+            self.start_chaos(now);
+        }
     }
 
     fn step(&mut self, now: Time, sequence: u64, event: Event) {
@@ -283,6 +343,17 @@ impl ClusterWorld {
             }
             Event::AdminAlarm { admin } => self.wake_admin(now, sequence, admin),
             Event::ClientAlarm { client } => self.wake_client(now, sequence, client),
+            Event::SetupTimeout => {
+                if self.chaos_started_at.is_none() {
+                    self.trace.event(
+                        sequence,
+                        now,
+                        &"sim",
+                        format_args!("the topic was not created in time"),
+                    );
+                    self.start_chaos(now);
+                }
+            }
             Event::Fault(fault) => self.inject(now, sequence, fault),
             Event::Start { node } => self.start_node(now, sequence, node),
             Event::Resume { node, incarnation } => self.resume(now, sequence, node, incarnation),
@@ -332,6 +403,7 @@ impl ClusterWorld {
                 let slot = &mut self.clients[client];
                 slot.client.on_response(now, correlation_id, response, &mut self.history);
                 self.poll_client(now, client);
+                self.start_chaos_once_created(now);
             }
             self.check_convergence(now);
             return;
@@ -396,10 +468,12 @@ impl ClusterWorld {
         self.arm_client(client, now);
     }
 
+    /// Schedules the client's alarm. A client has done all it can at `now`, so an alarm not after
+    /// `now` (a bug) would spin in place: it is put 1 ms later instead.
     fn arm_client(&mut self, client: usize, now: Time) {
         let slot = &mut self.clients[client];
         if let Some(at) = slot.client.alarm() {
-            let at = at.max(now);
+            let at = if at <= now { now.plus_millis(1) } else { at };
             if slot.scheduled != Some(at) {
                 slot.scheduled = Some(at);
                 self.scheduler.schedule(at, Event::ClientAlarm { client });
