@@ -31,7 +31,7 @@ use super::admin::{Admin, AdminOp, AdminOutcome, AdminSettings};
 use super::clients::{Client, Consumer, Producer, TopicCreator};
 use super::invariants::QuorumChecker;
 use super::options::{ClusterOptions, TopicWorkloadOptions};
-use super::script::{Action, Script, Target};
+use super::script::{Action, Condition, Script, Target};
 use crate::buggify::SimFaults;
 use crate::checker::{Anomaly, Verdict};
 use crate::clock::SimClock;
@@ -700,38 +700,85 @@ impl ClusterWorld {
             let core = slot.core.as_ref().filter(|_| slot.status == Status::Up)?;
             (core.quorum().role() == QuorumRole::Candidate).then_some(slot.id.0)
         });
-        while let Some(action) = self.script.due(now, leader.is_some(), candidate.is_some()) {
-            let resolve = |target: Target| match target {
-                Target::Leader => leader,
-                Target::Candidate => candidate,
-                Target::Node(node) => Some(node),
+        let partition = self.partition_zero();
+        let holds = |condition: Condition| match condition {
+            Condition::Always => true,
+            Condition::LeaderElected => leader.is_some(),
+            Condition::ElectionUnderWay => candidate.is_some(),
+            Condition::PartitionLed => partition.as_ref().is_some_and(|state| state.leader.is_some()),
+            Condition::IsrShrunk => {
+                partition.as_ref().is_some_and(|state| state.leader.is_some() && state.isr.len() == 1)
+            }
+        };
+        while let Some(action) = self.script.due(now, holds) {
+            let brokers: Vec<u32> =
+                (0..self.cluster.nodes()).filter(|node| self.cluster.is_broker(*node)).collect();
+            let resolve = |target: Target| -> Vec<u32> {
+                match target {
+                    Target::Leader => leader.into_iter().collect(),
+                    Target::Candidate => candidate.into_iter().collect(),
+                    Target::Node(node) => vec![node],
+                    Target::PartitionLeader => {
+                        partition.as_ref().and_then(|state| state.leader).into_iter().collect()
+                    }
+                    Target::PartitionFollowers => partition
+                        .as_ref()
+                        .map(|state| {
+                            state.replicas.iter().copied().filter(|r| Some(*r) != state.leader).collect()
+                        })
+                        .unwrap_or_default(),
+                    Target::AllBrokers => brokers.clone(),
+                }
             };
-            let fault = match action {
+            let faults: Vec<Fault> = match action {
                 Action::Crash { target, down_ms } => {
-                    resolve(target).map(|n| Fault::Crash { node: NodeId(n), down_ms })
+                    resolve(target).into_iter().map(|n| Fault::Crash { node: NodeId(n), down_ms }).collect()
                 }
-                Action::Shutdown { target, down_ms } => {
-                    resolve(target).map(|n| Fault::Shutdown { node: NodeId(n), down_ms })
-                }
-                Action::Pause { target, duration_ms } => {
-                    resolve(target).map(|n| Fault::Pause { node: NodeId(n), duration_ms })
-                }
-                Action::Isolate { target, duration_ms } => resolve(target).map(|n| Fault::Partition {
-                    partition: Partition::Isolate { node: NodeId(n) },
-                    duration_ms,
-                }),
+                Action::Shutdown { target, down_ms } => resolve(target)
+                    .into_iter()
+                    .map(|n| Fault::Shutdown { node: NodeId(n), down_ms })
+                    .collect(),
+                Action::Pause { target, duration_ms } => resolve(target)
+                    .into_iter()
+                    .map(|n| Fault::Pause { node: NodeId(n), duration_ms })
+                    .collect(),
+                Action::Isolate { target, duration_ms } => resolve(target)
+                    .into_iter()
+                    .map(|n| Fault::Partition {
+                        partition: Partition::Isolate { node: NodeId(n) },
+                        duration_ms,
+                    })
+                    .collect(),
             };
             let sequence = self.sequence;
-            match fault {
-                Some(fault) => {
-                    self.trace.event(sequence, now, &"script", format_args!("{action:?}"));
-                    self.inject(now, sequence, fault);
-                }
-                None => {
-                    self.trace.event(sequence, now, &"script", format_args!("{action:?}: no such node now"))
-                }
+            if faults.is_empty() {
+                self.trace.event(sequence, now, &"script", format_args!("{action:?}: no such node now"));
+            } else {
+                self.trace.event(sequence, now, &"script", format_args!("{action:?}"));
+            }
+            for fault in faults {
+                self.inject(now, sequence, fault);
             }
         }
+    }
+
+    /// Partition 0 of the workload's topic (or of the first topic) in the most advanced metadata
+    /// image a live node has applied.
+    fn partition_zero(&self) -> Option<seedlog_core::metadata::PartitionState> {
+        let image = self
+            .nodes
+            .iter()
+            .filter(|slot| slot.status == Status::Up)
+            .filter_map(|slot| slot.core.as_ref())
+            .map(|core| core.image())
+            .max_by_key(|image| image.end_offset)?;
+        let topic = match &self.topic_workload {
+            Some(workload) => {
+                image.topics_by_name.get(&workload.topic.name).and_then(|id| image.topics.get(id))
+            }
+            None => image.topics.values().next(),
+        }?;
+        topic.partitions.get(&0).cloned()
     }
 
     fn end_chaos(&mut self, now: Time, sequence: u64) {
