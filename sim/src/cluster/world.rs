@@ -188,7 +188,10 @@ impl ClusterWorld {
         let topic_workload = options.topic_workload.clone();
         let client_base = cluster.nodes() + cluster.admins;
         let clients = match &topic_workload {
-            Some(workload) => topic_clients(seed, &cluster, workload, client_base),
+            Some(workload) => {
+                let duplicates = options.net.duplicate_probability > 0.0;
+                topic_clients(seed, &cluster, workload, client_base, duplicates)
+            }
             None => Vec::new(),
         };
         ClusterWorld {
@@ -1269,6 +1272,7 @@ fn topic_clients(
     cluster: &ClusterOptions,
     workload: &TopicWorkloadOptions,
     base: u32,
+    duplicates: bool,
 ) -> Vec<ClientSlot> {
     let brokers: Vec<NodeId> =
         (0..cluster.nodes()).filter(|node| cluster.is_broker(*node)).map(NodeId).collect();
@@ -1277,8 +1281,15 @@ fn topic_clients(
     for settings in &workload.producers {
         let process = clients.len() as u32;
         let rng = rng::stream(seed, &format!("client/{process}"));
-        let producer =
-            Producer::new(process, NodeId(base + process), brokers.clone(), workload, settings.clone(), rng);
+        let producer = Producer::new(
+            process,
+            NodeId(base + process),
+            brokers.clone(),
+            workload,
+            settings.clone(),
+            rng,
+            duplicates,
+        );
         clients.push(Client::Producer(Box::new(producer)));
     }
     let partitions = workload.topic.partitions;
