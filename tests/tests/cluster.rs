@@ -3,6 +3,7 @@
 //! - Determinism: a cluster seed replays with the same trace hash, and its plan file replays it.
 //! - The workload does work: seeds acknowledge records and the final reads confirm them.
 //! - The history round-trips through its JSON-lines format (`docs/history-format.md`).
+//!
 //! (The scenarios, negative controls included, run in `controller.rs`'s scenario test; the long
 //! swarm runs in `scripts/test`.)
 
