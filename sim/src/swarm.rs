@@ -47,6 +47,8 @@ pub struct SeedResult {
     pub events: u64,
     pub sim_time_ms: u64,
     pub trace_hash: String,
+    /// Wall time of this seed's run (for reports; it never reaches the run).
+    pub wall_ms: u64,
     pub anomaly_kinds: Vec<String>,
     pub observation_kinds: Vec<String>,
     /// Under a scenario: whether this seed reached the scenario's expected verdict.
@@ -109,7 +111,9 @@ pub fn run(
                     break;
                 }
                 let Ok((plan, script)) = source.plan(seed, plants) else { break };
+                let seed_began = Instant::now();
                 let outcome = crate::run_plan(plan, script, false);
+                let wall_ms = seed_began.elapsed().as_millis() as u64;
                 let matched = match source {
                     Source::Scenario(scenario) => Some(scenario.matches(&outcome)),
                     Source::Workload(_) => None,
@@ -121,6 +125,7 @@ pub fn run(
                     events: outcome.events,
                     sim_time_ms: outcome.sim_time_ms,
                     trace_hash: outcome.trace_hash,
+                    wall_ms,
                     anomaly_kinds: kinds(&outcome.verdict.anomalies),
                     observation_kinds: kinds(&outcome.verdict.observations),
                 };

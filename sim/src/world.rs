@@ -105,6 +105,10 @@ pub struct Outcome {
     /// The controller workload's admin operations (its history), empty for the log workload.
     #[serde(skip)]
     pub admin_ops: Vec<crate::cluster::admin::AdminOp>,
+    /// What the run recorded for a report (`seedlog-sim run --report DIR`); `None` when no report
+    /// was asked for, or when the workload records nothing yet.
+    #[serde(skip)]
+    pub record: Option<crate::report::RunRecord>,
 }
 
 pub struct World {
@@ -795,6 +799,7 @@ impl World {
             verdict,
             history: self.history,
             admin_ops: Vec::new(),
+            record: None,
         }
     }
 }

@@ -214,6 +214,8 @@ pub struct Node {
     replicas_synced_to: Option<i64>,
     /// The broker epoch the replicas were last given.
     replicas_broker_epoch: Option<i64>,
+    /// This incarnation was unfenced at least once: its replicas may take roles.
+    replicas_unfenced_once: bool,
     fetches: BTreeMap<u64, replicas::FetchInFlight>,
     alters: BTreeMap<u64, replicas::AlterInFlight>,
     next_replica_correlation_id: u64,
@@ -265,6 +267,7 @@ impl Node {
             replicas: BTreeMap::new(),
             replicas_synced_to: None,
             replicas_broker_epoch: None,
+            replicas_unfenced_once: false,
             fetches: BTreeMap::new(),
             alters: BTreeMap::new(),
             next_replica_correlation_id: 0,
@@ -796,7 +799,9 @@ impl Node {
             // Answers of kinds the broker role never asks for.
             ControllerResponse::AlterPartition(_)
             | ControllerResponse::CreateTopic(_)
-            | ControllerResponse::DeleteTopic(_) => broker.next_attempt,
+            | ControllerResponse::DeleteTopic(_)
+            | ControllerResponse::CreatePartitions(_)
+            | ControllerResponse::AlterConfigs(_) => broker.next_attempt,
         };
     }
 
@@ -887,13 +892,7 @@ fn not_controller(response: &ControllerResponse) -> ControllerResponse {
 }
 
 fn with_error(response: &ControllerResponse, error: ErrorCode) -> ControllerResponse {
-    match response {
-        ControllerResponse::RegisterBroker(_) => ControllerResponse::RegisterBroker(Err(error)),
-        ControllerResponse::Heartbeat(_) => ControllerResponse::Heartbeat(Err(error)),
-        ControllerResponse::AlterPartition(_) => ControllerResponse::AlterPartition(Err(error)),
-        ControllerResponse::CreateTopic(_) => ControllerResponse::CreateTopic(Err(error)),
-        ControllerResponse::DeleteTopic(_) => ControllerResponse::DeleteTopic(Err(error)),
-    }
+    response.with_error(error)
 }
 
 mod client;

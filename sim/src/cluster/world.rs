@@ -1075,6 +1075,7 @@ impl ClusterWorld {
             verdict,
             admin_ops: self.admin_ops(),
             history: std::mem::take(&mut self.history),
+            record: None,
         }
     }
 

@@ -43,6 +43,14 @@ impl Node {
         if self.state != State::Running || self.broker.is_none() {
             return;
         }
+        // A restarted broker takes no role before this incarnation is registered and unfenced:
+        // until then the image may still name it leader under its previous registration, and a
+        // replica that lost its unsynced tail must not lead (or serve) with what it has left.
+        // The controller moves leaderships away from the new registration first.
+        if self.broker_state().is_none_or(|(_, fenced)| fenced) && !self.replicas_unfenced_once {
+            return;
+        }
+        self.replicas_unfenced_once = true;
         if self.replicas_synced_to == Some(self.image.end_offset) {
             return;
         }

@@ -408,15 +408,7 @@ impl World {
                 self.run_for(200);
                 continue;
             };
-            let batch = crate::record::encode_batch(
-                &[crate::record::NewRecord {
-                    key: None,
-                    value: Some(value.as_bytes().to_vec()),
-                    timestamp: 0,
-                    headers: Vec::new(),
-                }],
-                crate::record::ProducerInfo::NONE,
-            );
+            let batch = one_record_batch(value);
             let request =
                 ClientRequest::Produce { topic: topic.into(), partition: 0, acks, timeout_ms: 2_000, batch };
             match self.client_call(leader, request) {
@@ -452,6 +444,17 @@ impl World {
             .map(|record| String::from_utf8(record.value.unwrap_or_default()).unwrap())
             .collect()
     }
+}
+
+/// A plain batch of one record with `value`, as a producer encodes it.
+fn one_record_batch(value: &str) -> Vec<u8> {
+    let record = crate::record::NewRecord {
+        key: None,
+        value: Some(value.as_bytes().to_vec()),
+        timestamp: 0,
+        headers: Vec::new(),
+    };
+    crate::record::encode_batch(&[record], crate::record::ProducerInfo::NONE)
 }
 
 fn started_cluster(snapshot_every_records: u64) -> World {
@@ -731,15 +734,7 @@ fn a_new_leader_keeps_every_committed_record_and_the_old_leader_truncates_what_i
     // Cut the leader off, then write with acks=1: only it has these.
     world.cut_off.insert(old_leader);
     for n in 0..2 {
-        let batch = crate::record::encode_batch(
-            &[crate::record::NewRecord {
-                key: None,
-                value: Some(format!("u{n}").into_bytes()),
-                timestamp: 0,
-                headers: Vec::new(),
-            }],
-            crate::record::ProducerInfo::NONE,
-        );
+        let batch = one_record_batch(&format!("u{n}"));
         let request = ClientRequest::Produce {
             topic: "events".into(),
             partition: 0,
@@ -842,15 +837,7 @@ fn acks_all_is_refused_while_the_isr_is_below_min_insync_replicas() {
         })
     });
     world.run_for(500);
-    let batch = crate::record::encode_batch(
-        &[crate::record::NewRecord {
-            key: None,
-            value: Some(b"b".to_vec()),
-            timestamp: 0,
-            headers: Vec::new(),
-        }],
-        crate::record::ProducerInfo::NONE,
-    );
+    let batch = one_record_batch("b");
     let request = ClientRequest::Produce {
         topic: "strict".into(),
         partition: 0,

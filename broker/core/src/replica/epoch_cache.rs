@@ -107,9 +107,11 @@ impl LeaderEpochCache {
     /// A batch of `epoch` was appended at `start_offset`: records the epoch if it is new (larger
     /// than the latest), and persists the cache. An epoch equal to the latest changes nothing; a
     /// negative one (a batch no leader stamped) starts no epoch and changes nothing either, as
-    /// `open` skips such batches. An epoch smaller than the latest, or a new epoch starting at or
-    /// before the latest one's start (or at a negative offset), is a bug of the caller (the log
-    /// only grows in epoch) and is refused with [`LogError::Unrecoverable`], changing nothing.
+    /// `open` skips such batches. A new epoch starting at or before the start of earlier ones
+    /// replaces them: they hold no record (a leader that appended nothing in its epoch, as when a
+    /// leader takes over an empty log and loses leadership again). An epoch smaller than the
+    /// latest, or a negative offset, is a bug of the caller (the log only grows in epoch) and is
+    /// refused with [`LogError::Unrecoverable`], changing nothing.
     pub fn assign(&mut self, env: &mut Env<'_>, epoch: i32, start_offset: i64) -> Result<(), LogError> {
         if epoch < 0 {
             return Ok(());
@@ -130,14 +132,12 @@ impl LeaderEpochCache {
             if epoch == latest.epoch {
                 return Ok(());
             }
-            if start_offset <= latest.start_offset {
-                return Err(LogError::Unrecoverable(format!(
-                    "leader epoch {epoch} would start at offset {start_offset}, not after epoch {} \
-                     which starts at {}",
-                    latest.epoch, latest.start_offset
-                )));
-            }
         }
+        // An earlier epoch starting at or after `start_offset` holds no record below the log end
+        // the caller appends at (a leader that appended nothing in its epoch): the newer epoch
+        // replaces it, as Kafka's cache does.
+        let kept = self.entries.partition_point(|entry| entry.start_offset < start_offset);
+        self.entries.truncate(kept);
         self.entries.push(EpochEntry { epoch, start_offset });
         self.check_invariants();
         self.persist(env)
