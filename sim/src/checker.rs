@@ -393,21 +393,23 @@ fn judged_below(input: &CheckInput<'_>, partition: u32) -> i64 {
 /// partition was acknowledged must land above it. Sends that overlap in time are not ordered
 /// (with several in flight and no idempotence, Kafka may reorder a retried batch).
 fn check_sends_are_monotonic(input: &CheckInput<'_>, report: &mut Report) {
-    // Per (producer, partition): the highest acknowledged offset so far, its value, acks, time.
+    // Per (producer, partition): the highest acknowledged offset so far, its value, acks, and when
+    // its send was invoked (the power-loss excuse counts from there, as for its lost write).
     let mut highest: BTreeMap<(u32, u32), (i64, ValueId, Acks, f64)> = BTreeMap::new();
-    // Per send (by its first value): the highest acknowledged offset when it was invoked.
-    let mut before: BTreeMap<ValueId, Option<(i64, ValueId, Acks, f64)>> = BTreeMap::new();
+    // Per send (by its first value): the highest acknowledged offset when it was invoked, and when.
+    let mut before: BTreeMap<ValueId, (Option<(i64, ValueId, Acks, f64)>, f64)> = BTreeMap::new();
     for op in input.history.ops.iter().filter(|op| op.kind == OpKind::Send) {
         let Some((_, first)) = op.records.first() else { continue };
         let first = ValueId::parse(first);
         let key = (op.process, op.partition);
         match op.op_type {
             OpType::Invoke => {
-                before.insert(first, highest.get(&key).copied());
+                before.insert(first, (highest.get(&key).copied(), op.time_ms));
             }
             OpType::Ok => {
                 let Some(lowest) = op.records.iter().map(|(offset, _)| *offset).min() else { continue };
-                if let Some(Some((earlier, earlier_id, acks, earlier_ms))) = before.get(&first).copied() {
+                let (earlier, invoked_ms) = before.get(&first).copied().unwrap_or((None, op.time_ms));
+                if let Some((earlier, earlier_id, acks, earlier_ms)) = earlier {
                     if lowest <= earlier {
                         let detail = format!(
                             "process {} partition {}: {first} was acknowledged at offset {lowest}, at or below {earlier_id} at {earlier}, acknowledged before {first} was sent",
@@ -432,9 +434,9 @@ fn check_sends_are_monotonic(input: &CheckInput<'_>, report: &mut Report) {
                     .max()
                     .expect("a send has records");
                 let acks = op.acks.unwrap_or(Acks::All);
-                let entry = highest.entry(key).or_insert((top, top_value, acks, op.time_ms));
+                let entry = highest.entry(key).or_insert((top, top_value, acks, invoked_ms));
                 if top > entry.0 {
-                    *entry = (top, top_value, acks, op.time_ms);
+                    *entry = (top, top_value, acks, invoked_ms);
                 }
             }
             OpType::Fail | OpType::Info => {}

@@ -152,6 +152,9 @@ pub fn run(
             summary.plants = scenario.plants.clone();
             let matched = results.iter().filter(|r| r.matched == Some(true)).count() as u64;
             summary.matched = Some(match scenario.expected.verdict {
+                VerdictKind::Ok if scenario.expects_observations() => {
+                    matched > 0 && results.iter().all(|r| r.ok) && results.len() as u64 == seeds
+                }
                 VerdictKind::Ok => matched == results.len() as u64 && results.len() as u64 == seeds,
                 VerdictKind::Fail => matched > 0,
             });
@@ -257,10 +260,12 @@ impl SwarmSummary {
             text += &format!(
                 "  expected verdict {:?}{}: {}\n",
                 expected.verdict,
-                if expected.anomalies.is_empty() {
+                if expected.anomalies.is_empty() && expected.observations.is_empty() {
                     String::new()
                 } else {
-                    format!(" ({})", expected.anomalies.join(", "))
+                    let kinds: Vec<&str> =
+                        expected.anomalies.iter().chain(&expected.observations).map(String::as_str).collect();
+                    format!(" ({})", kinds.join(", "))
                 },
                 if matched { "met" } else { "NOT MET" }
             );

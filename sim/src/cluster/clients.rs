@@ -21,7 +21,8 @@
 //!   broker; a retriable error or a timeout puts the batch back at the front of its partition's
 //!   queue after `retry.backoff.ms`, until `retries` or `delivery.timeout.ms` run out. The
 //!   operation is then `fail` only if no attempt could have been appended (every answer was an
-//!   error that comes before the append), else `info`. `acks=0` sends are `info` at once: no
+//!   error that comes before the append, and the network does not duplicate requests), else
+//!   `info`. `acks=0` sends are `info` at once: no
 //!   answer ever comes. The buffer is bounded (`BUFFERED_RECORDS_MAX`): a full buffer blocks
 //!   `send`, as `buffer.memory` does.
 //! - **Consumer** (assign mode, one partition): starts at the earliest offset, fetches from the
@@ -486,6 +487,9 @@ pub struct Producer {
     sticky: Option<u32>,
     /// The application stopped sending (the chaos is over); what is buffered is still delivered.
     stopped: bool,
+    /// The simulated network may duplicate messages: a copy of an earlier request may have been
+    /// appended whatever this one's answer says, so no error proves a batch was not appended.
+    network_duplicates: bool,
 }
 
 impl Producer {
@@ -496,6 +500,7 @@ impl Producer {
         workload: &TopicWorkloadOptions,
         settings: ProducerSettings,
         rng: ChaCha8Rng,
+        network_duplicates: bool,
     ) -> Producer {
         Producer {
             process,
@@ -513,6 +518,7 @@ impl Producer {
             in_flight: BTreeMap::new(),
             sticky: None,
             stopped: false,
+            network_duplicates,
         }
     }
 
@@ -542,7 +548,8 @@ impl Producer {
     /// The next moment something becomes possible (after `poll` did everything possible now).
     pub fn alarm(&self) -> Option<Time> {
         let mut times: Vec<Time> = Vec::new();
-        if !self.stopped && self.metadata.partitions.is_some() {
+        // A full buffer blocks `send` until an answer frees room (no alarm for it).
+        if !self.stopped && self.metadata.partitions.is_some() && self.buffered() < BUFFERED_RECORDS_MAX {
             times.push(self.next_send_at);
         }
         times.extend(self.open.values().map(|batch| batch.created.plus_millis(self.settings.linger_ms)));
@@ -807,7 +814,7 @@ impl Producer {
                 if refreshes_metadata(code) {
                     self.metadata.invalidate();
                 }
-                if !definitely_not_appended(code) {
+                if self.network_duplicates || !definitely_not_appended(code) {
                     batch.maybe_appended = true;
                 }
                 batch.last_error = Some(code.name().to_string());

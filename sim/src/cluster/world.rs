@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use rand_chacha::ChaCha8Rng;
 use seedlog_core::env::{Env, StorageError, Time};
 use seedlog_core::node::{Node, NodeEffect, NodeMessage, NodeSyncToken};
+use seedlog_core::protocol::{ClientRequest, ClientResponse};
 use seedlog_core::quorum::{FetchResult, QuorumMessage, QuorumRole};
 use seedlog_core::replica::FlushPolicy;
 
@@ -31,7 +32,7 @@ use super::admin::{Admin, AdminOp, AdminOutcome, AdminSettings};
 use super::clients::{Client, Consumer, Producer, TopicCreator};
 use super::invariants::QuorumChecker;
 use super::options::{ClusterOptions, TopicWorkloadOptions};
-use super::script::{Action, Script, Target};
+use super::script::{Action, Condition, Script, Target};
 use crate::buggify::SimFaults;
 use crate::checker::{Anomaly, Verdict};
 use crate::clock::SimClock;
@@ -46,18 +47,47 @@ use crate::trace::Trace;
 use crate::world::Outcome;
 
 const EVENTS_MAX: u64 = 20_000_000;
+/// The cluster workload's bound: its runs take well under 200,000 events; one that reaches this
+/// is spinning (a replication or client loop) and is reported, not waited out.
+const CLUSTER_EVENTS_MAX: u64 = 2_000_000;
 const REBOOT_MS: u64 = 100;
+/// The cluster workload's setup (brokers register, the topic is created) must end within this.
+const SETUP_MS_MAX: u64 = 30_000;
 
 #[derive(Debug)]
 enum Event {
-    Deliver { from: NodeId, to: NodeId, message: NodeMessage },
-    SyncDone { node: usize, incarnation: u64, ticket: Result<SyncTicket, StorageError>, token: NodeSyncToken },
-    NodeTimer { node: usize, incarnation: u64, deadline: Time },
-    AdminAlarm { admin: usize },
-    ClientAlarm { client: usize },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        message: NodeMessage,
+    },
+    SyncDone {
+        node: usize,
+        incarnation: u64,
+        ticket: Result<SyncTicket, StorageError>,
+        token: NodeSyncToken,
+    },
+    NodeTimer {
+        node: usize,
+        incarnation: u64,
+        deadline: Time,
+    },
+    AdminAlarm {
+        admin: usize,
+    },
+    ClientAlarm {
+        client: usize,
+    },
+    /// The cluster workload's topic was not created within `SETUP_MS_MAX`: start the chaos anyway.
+    SetupTimeout,
     Fault(Fault),
-    Start { node: usize },
-    Resume { node: usize, incarnation: u64 },
+    Start {
+        node: usize,
+    },
+    Resume {
+        node: usize,
+        incarnation: u64,
+    },
     Heal,
     ChaosEnd,
     End,
@@ -109,6 +139,8 @@ pub struct ClusterWorld {
     /// Per node, how many entries of its disk's damage list were already looked at.
     data_damage_seen: Vec<usize>,
     final_reads_started: bool,
+    /// When the fault plan and the chaos phase started.
+    chaos_started_at: Option<Time>,
     chaos_over: bool,
     converged_at: Option<Time>,
     finished: bool,
@@ -156,7 +188,10 @@ impl ClusterWorld {
         let topic_workload = options.topic_workload.clone();
         let client_base = cluster.nodes() + cluster.admins;
         let clients = match &topic_workload {
-            Some(workload) => topic_clients(seed, &cluster, workload, client_base),
+            Some(workload) => {
+                let duplicates = options.net.duplicate_probability > 0.0;
+                topic_clients(seed, &cluster, workload, client_base, duplicates)
+            }
             None => Vec::new(),
         };
         ClusterWorld {
@@ -185,6 +220,7 @@ impl ClusterWorld {
             data_damage: Vec::new(),
             data_damage_seen: vec![0; node_count],
             final_reads_started: false,
+            chaos_started_at: None,
             chaos_over: false,
             converged_at: None,
             finished: false,
@@ -195,7 +231,6 @@ impl ClusterWorld {
     }
 
     pub fn run(mut self) -> Outcome {
-        let options = self.plan.options.clone();
         for node in 0..self.nodes.len() {
             self.nodes[node].start_scheduled = true;
             self.scheduler.schedule(Time::ZERO, Event::Start { node });
@@ -206,18 +241,19 @@ impl ClusterWorld {
         for client in 0..self.clients.len() {
             self.arm_client(client, Time::ZERO);
         }
-        for timed in self.plan.faults.clone() {
-            self.scheduler.schedule(Time::from_millis(timed.at_ms), Event::Fault(timed.fault));
+        if self.topic_workload.is_some() {
+            // The chaos starts once the topic exists (see `start_chaos`).
+            self.scheduler.schedule(Time::from_millis(SETUP_MS_MAX), Event::SetupTimeout);
+        } else {
+            self.start_chaos(Time::ZERO);
         }
-        self.scheduler.schedule(Time::from_millis(options.chaos_ms), Event::ChaosEnd);
-        self.scheduler.schedule(Time::from_millis(options.chaos_ms + options.heal_ms), Event::End);
         while let Some((now, sequence, event)) = self.scheduler.pop() {
             self.step(now, sequence, event);
             self.note_voter_damage(now);
             if self.topic_workload.is_some() {
                 self.note_data_damage(now);
             }
-            if !self.chaos_over {
+            if !self.chaos_over && self.chaos_started_at.is_some() {
                 self.run_script(now);
             }
             if self.finished {
@@ -233,18 +269,59 @@ impl ClusterWorld {
                 );
                 break;
             }
-            if self.trace.events() >= EVENTS_MAX {
+            let events_max = if self.topic_workload.is_some() { CLUSTER_EVENTS_MAX } else { EVENTS_MAX };
+            if self.trace.events() >= events_max {
                 self.checker.report(
                     now,
                     Anomaly::new(
                         "event-budget-exceeded",
-                        format!("the run did not end within {EVENTS_MAX} events"),
+                        format!("the run did not end within {events_max} events"),
                     ),
                 );
                 break;
             }
         }
         self.finish()
+    }
+
+    /// The fault plan, the script and the chaos phase start at `now`: at once in the controller
+    /// workload, once the topic exists in the cluster workload (so a seed's faults always meet
+    /// producers and consumers at work, never an empty cluster still being set up). The plan's
+    /// times count from here.
+    fn start_chaos(&mut self, now: Time) {
+        if self.chaos_started_at.is_some() {
+            return;
+        }
+        self.chaos_started_at = Some(now);
+        let options = &self.plan.options;
+        let (chaos_ms, heal_ms) = (options.chaos_ms, options.heal_ms);
+        for timed in self.plan.faults.clone() {
+            self.scheduler.schedule(now.plus_millis(timed.at_ms), Event::Fault(timed.fault));
+        }
+        self.scheduler.schedule(now.plus_millis(chaos_ms), Event::ChaosEnd);
+        self.scheduler.schedule(now.plus_millis(chaos_ms + heal_ms), Event::End);
+        self.script.start(now);
+        if self.topic_workload.is_some() {
+            self.trace.event(self.sequence, now, &"sim", format_args!("chaos starts"));
+        }
+    }
+
+    fn summarize(&self, message: &NodeMessage) -> String {
+        if self.topic_workload.is_some() {
+            if let Some(line) = summarize_client(message) {
+                return line;
+            }
+        }
+        summarize(message)
+    }
+
+    /// In the cluster workload: the chaos starts when the topic creator is done.
+    fn start_chaos_once_created(&mut self, now: Time) {
+        if self.chaos_started_at.is_none()
+            && self.clients.iter().any(|slot| matches!(&slot.client, Client::Creator(c) if c.is_done()))
+        {
+            self.start_chaos(now);
+        }
     }
 
     fn step(&mut self, now: Time, sequence: u64, event: Event) {
@@ -283,6 +360,17 @@ impl ClusterWorld {
             }
             Event::AdminAlarm { admin } => self.wake_admin(now, sequence, admin),
             Event::ClientAlarm { client } => self.wake_client(now, sequence, client),
+            Event::SetupTimeout => {
+                if self.chaos_started_at.is_none() {
+                    self.trace.event(
+                        sequence,
+                        now,
+                        &"sim",
+                        format_args!("the topic was not created in time"),
+                    );
+                    self.start_chaos(now);
+                }
+            }
             Event::Fault(fault) => self.inject(now, sequence, fault),
             Event::Start { node } => self.start_node(now, sequence, node),
             Event::Resume { node, incarnation } => self.resume(now, sequence, node, incarnation),
@@ -321,17 +409,28 @@ impl ClusterWorld {
                 }
                 Status::Up | Status::ShuttingDown { .. } => {}
             }
-            self.trace.event(sequence, now, &to, format_args!("recv from {from}: {}", summarize(&message)));
+            self.trace.event(
+                sequence,
+                now,
+                &to,
+                format_args!("recv from {from}: {}", self.summarize(&message)),
+            );
             self.with_node(now, index, |n, env| n.handle_message(env, from.0, message));
             return;
         }
         let client_base = self.nodes.len() + self.admins.len();
         if let Some(client) = index.checked_sub(client_base).filter(|c| *c < self.clients.len()) {
-            self.trace.event(sequence, now, &to, format_args!("recv from {from}: {}", summarize(&message)));
+            self.trace.event(
+                sequence,
+                now,
+                &to,
+                format_args!("recv from {from}: {}", self.summarize(&message)),
+            );
             if let NodeMessage::ClientResponse { correlation_id, response } = message {
                 let slot = &mut self.clients[client];
                 slot.client.on_response(now, correlation_id, response, &mut self.history);
                 self.poll_client(now, client);
+                self.start_chaos_once_created(now);
             }
             self.check_convergence(now);
             return;
@@ -339,7 +438,7 @@ impl ClusterWorld {
         let Some(admin) = index.checked_sub(self.nodes.len()).filter(|a| *a < self.admins.len()) else {
             return;
         };
-        self.trace.event(sequence, now, &to, format_args!("recv from {from}: {}", summarize(&message)));
+        self.trace.event(sequence, now, &to, format_args!("recv from {from}: {}", self.summarize(&message)));
         if let NodeMessage::ControllerResponse { correlation_id, response } = message {
             self.admins[admin].admin.on_response(now, correlation_id, response);
             self.arm_admin(admin);
@@ -396,10 +495,12 @@ impl ClusterWorld {
         self.arm_client(client, now);
     }
 
+    /// Schedules the client's alarm. A client has done all it can at `now`, so an alarm not after
+    /// `now` (a bug) would spin in place: it is put 1 ms later instead.
     fn arm_client(&mut self, client: usize, now: Time) {
         let slot = &mut self.clients[client];
         if let Some(at) = slot.client.alarm() {
-            let at = at.max(now);
+            let at = if at <= now { now.plus_millis(1) } else { at };
             if slot.scheduled != Some(at) {
                 slot.scheduled = Some(at);
                 self.scheduler.schedule(at, Event::ClientAlarm { client });
@@ -626,38 +727,85 @@ impl ClusterWorld {
             let core = slot.core.as_ref().filter(|_| slot.status == Status::Up)?;
             (core.quorum().role() == QuorumRole::Candidate).then_some(slot.id.0)
         });
-        while let Some(action) = self.script.due(now, leader.is_some(), candidate.is_some()) {
-            let resolve = |target: Target| match target {
-                Target::Leader => leader,
-                Target::Candidate => candidate,
-                Target::Node(node) => Some(node),
+        let partition = self.partition_zero();
+        let holds = |condition: Condition| match condition {
+            Condition::Always => true,
+            Condition::LeaderElected => leader.is_some(),
+            Condition::ElectionUnderWay => candidate.is_some(),
+            Condition::PartitionLed => partition.as_ref().is_some_and(|state| state.leader.is_some()),
+            Condition::IsrShrunk => {
+                partition.as_ref().is_some_and(|state| state.leader.is_some() && state.isr.len() == 1)
+            }
+        };
+        while let Some(action) = self.script.due(now, holds) {
+            let brokers: Vec<u32> =
+                (0..self.cluster.nodes()).filter(|node| self.cluster.is_broker(*node)).collect();
+            let resolve = |target: Target| -> Vec<u32> {
+                match target {
+                    Target::Leader => leader.into_iter().collect(),
+                    Target::Candidate => candidate.into_iter().collect(),
+                    Target::Node(node) => vec![node],
+                    Target::PartitionLeader => {
+                        partition.as_ref().and_then(|state| state.leader).into_iter().collect()
+                    }
+                    Target::PartitionFollowers => partition
+                        .as_ref()
+                        .map(|state| {
+                            state.replicas.iter().copied().filter(|r| Some(*r) != state.leader).collect()
+                        })
+                        .unwrap_or_default(),
+                    Target::AllBrokers => brokers.clone(),
+                }
             };
-            let fault = match action {
+            let faults: Vec<Fault> = match action {
                 Action::Crash { target, down_ms } => {
-                    resolve(target).map(|n| Fault::Crash { node: NodeId(n), down_ms })
+                    resolve(target).into_iter().map(|n| Fault::Crash { node: NodeId(n), down_ms }).collect()
                 }
-                Action::Shutdown { target, down_ms } => {
-                    resolve(target).map(|n| Fault::Shutdown { node: NodeId(n), down_ms })
-                }
-                Action::Pause { target, duration_ms } => {
-                    resolve(target).map(|n| Fault::Pause { node: NodeId(n), duration_ms })
-                }
-                Action::Isolate { target, duration_ms } => resolve(target).map(|n| Fault::Partition {
-                    partition: Partition::Isolate { node: NodeId(n) },
-                    duration_ms,
-                }),
+                Action::Shutdown { target, down_ms } => resolve(target)
+                    .into_iter()
+                    .map(|n| Fault::Shutdown { node: NodeId(n), down_ms })
+                    .collect(),
+                Action::Pause { target, duration_ms } => resolve(target)
+                    .into_iter()
+                    .map(|n| Fault::Pause { node: NodeId(n), duration_ms })
+                    .collect(),
+                Action::Isolate { target, duration_ms } => resolve(target)
+                    .into_iter()
+                    .map(|n| Fault::Partition {
+                        partition: Partition::Isolate { node: NodeId(n) },
+                        duration_ms,
+                    })
+                    .collect(),
             };
             let sequence = self.sequence;
-            match fault {
-                Some(fault) => {
-                    self.trace.event(sequence, now, &"script", format_args!("{action:?}"));
-                    self.inject(now, sequence, fault);
-                }
-                None => {
-                    self.trace.event(sequence, now, &"script", format_args!("{action:?}: no such node now"))
-                }
+            if faults.is_empty() {
+                self.trace.event(sequence, now, &"script", format_args!("{action:?}: no such node now"));
+            } else {
+                self.trace.event(sequence, now, &"script", format_args!("{action:?}"));
+            }
+            for fault in faults {
+                self.inject(now, sequence, fault);
             }
         }
+    }
+
+    /// Partition 0 of the workload's topic (or of the first topic) in the most advanced metadata
+    /// image a live node has applied.
+    fn partition_zero(&self) -> Option<seedlog_core::metadata::PartitionState> {
+        let image = self
+            .nodes
+            .iter()
+            .filter(|slot| slot.status == Status::Up)
+            .filter_map(|slot| slot.core.as_ref())
+            .map(|core| core.image())
+            .max_by_key(|image| image.end_offset)?;
+        let topic = match &self.topic_workload {
+            Some(workload) => {
+                image.topics_by_name.get(&workload.topic.name).and_then(|id| image.topics.get(id))
+            }
+            None => image.topics.values().next(),
+        }?;
+        topic.partitions.get(&0).cloned()
     }
 
     fn end_chaos(&mut self, now: Time, sequence: u64) {
@@ -1125,6 +1273,7 @@ fn topic_clients(
     cluster: &ClusterOptions,
     workload: &TopicWorkloadOptions,
     base: u32,
+    duplicates: bool,
 ) -> Vec<ClientSlot> {
     let brokers: Vec<NodeId> =
         (0..cluster.nodes()).filter(|node| cluster.is_broker(*node)).map(NodeId).collect();
@@ -1133,8 +1282,15 @@ fn topic_clients(
     for settings in &workload.producers {
         let process = clients.len() as u32;
         let rng = rng::stream(seed, &format!("client/{process}"));
-        let producer =
-            Producer::new(process, NodeId(base + process), brokers.clone(), workload, settings.clone(), rng);
+        let producer = Producer::new(
+            process,
+            NodeId(base + process),
+            brokers.clone(),
+            workload,
+            settings.clone(),
+            rng,
+            duplicates,
+        );
         clients.push(Client::Producer(Box::new(producer)));
     }
     let partitions = workload.topic.partitions;
@@ -1147,6 +1303,32 @@ fn topic_clients(
     }
     assert_eq!(clients.len() as u32, crate::plan::topic_workload_clients(workload));
     clients.into_iter().map(|client| ClientSlot { client, scheduled: None }).collect()
+}
+
+/// A message's trace line; the cluster workload's record payloads (produce batches, fetched
+/// records) as their length and hash: formatting megabytes of bytes per message made the cluster
+/// workload run at a few thousand events per second. (The controller workload keeps its full
+/// lines, so its trace hashes stay as they were.)
+fn summarize_client(message: &NodeMessage) -> Option<String> {
+    let bytes = |b: &[u8]| format!("{}B #{:016x}", b.len(), rng::fnv1a64(b));
+    match message {
+        NodeMessage::Client { correlation_id, request: ClientRequest::Produce { topic, partition, acks, timeout_ms, batch } } => {
+            Some(format!(
+                "client #{correlation_id}: produce {topic}-{partition} acks {acks:?} timeout {timeout_ms}ms batch {}",
+                bytes(batch)
+            ))
+        }
+        NodeMessage::ClientResponse { correlation_id, response: ClientResponse::Fetch(fetch) } => Some(format!(
+            "client #{correlation_id}: fetch answer {:?} hw {} log start {} diverging {:?} leader {:?} records {}",
+            fetch.error,
+            fetch.high_watermark,
+            fetch.log_start_offset,
+            fetch.diverging_epoch,
+            fetch.current_leader,
+            bytes(&fetch.records)
+        )),
+        _ => None,
+    }
 }
 
 fn summarize(message: &NodeMessage) -> String {
