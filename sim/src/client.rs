@@ -193,6 +193,9 @@ impl Producer {
             records: values.iter().map(|v| (-1, value_id(v).to_string())).collect(),
             acks: Some(self.options.acks),
             error: None,
+            keys: Vec::new(),
+            topic: None,
+            attempts: None,
         });
         self.next_correlation_id += 1;
         let pending = PendingSend {
@@ -301,6 +304,9 @@ impl Producer {
             records,
             acks: Some(self.options.acks),
             error,
+            keys: Vec::new(),
+            topic: None,
+            attempts: None,
         });
     }
 }
@@ -456,6 +462,9 @@ impl Consumer {
                     records: vec![(self.position, String::new()), (offset, String::new())],
                     acks: None,
                     error: Some("OFFSET_OUT_OF_RANGE".into()),
+                    keys: Vec::new(),
+                    topic: None,
+                    attempts: None,
                 });
                 self.resetting = false;
                 self.position = offset;
@@ -524,6 +533,9 @@ impl Consumer {
             records: read,
             acks: None,
             error: None,
+            keys: Vec::new(),
+            topic: None,
+            attempts: None,
         });
     }
 
@@ -547,6 +559,9 @@ impl Consumer {
             records: std::mem::take(&mut self.final_records),
             acks: None,
             error: Some("the liveness bound ended the final read here".into()),
+            keys: Vec::new(),
+            topic: None,
+            attempts: None,
         });
         // Offsets below the position were read (or skipped by a reset, which the checker judges).
         Some(if self.position < 0 { 0 } else { self.position })
@@ -567,6 +582,9 @@ impl Consumer {
             records: std::mem::take(&mut self.final_records),
             acks: None,
             error: None,
+            keys: Vec::new(),
+            topic: None,
+            attempts: None,
         });
     }
 }

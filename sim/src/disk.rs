@@ -402,6 +402,14 @@ impl SimDisk {
         Some(self.files[id].durable.clone())
     }
 
+    /// A file's bytes as the node sees them now (its page cache), without a read's fault
+    /// injection or its draw from the disk's random stream: for the checkers, which must observe
+    /// without changing the run.
+    pub fn cached_contents(&self, path: &str) -> Option<&[u8]> {
+        let id = self.paths.get(path)?;
+        Some(&self.files[id].cached)
+    }
+
     /// Bytes of writes not yet on the medium, over all files.
     pub fn pending_bytes(&self) -> u64 {
         let pending_write_len = |op: &PendingOp| match op.kind {

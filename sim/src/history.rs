@@ -28,6 +28,9 @@ pub enum OpKind {
     Reset,
     /// A final consumer's read of a whole partition (the liveness check).
     FinalRead,
+    /// The consumer found by leader epoch (KIP-320) that the log it had read was truncated below
+    /// its position, and moved back to where the leader's log ends for its last epoch.
+    Truncation,
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -47,6 +50,35 @@ pub struct Op {
     pub acks: Option<Acks>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The records' keys, parallel to `records` (`null`: no key). Empty when the client does not
+    /// record keys (the log workload).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<Option<String>>,
+    /// The topic (the cluster workload; the log workload's broker has unnamed partitions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// How many produce requests a completed send took (the cluster workload's producer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+}
+
+impl Op {
+    /// An op with no records, keys, acks, error, topic or attempts.
+    pub fn new(time_ms: f64, process: u32, kind: OpKind, op_type: OpType, partition: u32) -> Op {
+        Op {
+            time_ms,
+            process,
+            kind,
+            op_type,
+            partition,
+            records: Vec::new(),
+            acks: None,
+            error: None,
+            keys: Vec::new(),
+            topic: None,
+            attempts: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]

@@ -10,6 +10,7 @@ pub mod net;
 pub mod options;
 pub mod plan;
 pub mod process;
+pub mod report;
 pub mod rng;
 pub mod scenario;
 pub mod scheduler;
@@ -21,6 +22,22 @@ pub mod world;
 pub fn run_plan(plan: plan::Plan, script: cluster::script::Script, emit_trace: bool) -> world::Outcome {
     match plan.options.workload() {
         options::Workload::Log => world::World::new(plan, emit_trace).run(),
-        options::Workload::Controller => cluster::ClusterWorld::new(plan, script, emit_trace).run(),
+        options::Workload::Controller | options::Workload::Cluster => {
+            cluster::ClusterWorld::new(plan, script, emit_trace).run()
+        }
     }
+}
+
+/// Runs one plan like [`run_plan`], asking its world to fill a [`report::RunRecord`] into
+/// `Outcome::record` (`seedlog-sim run --report DIR`).
+///
+/// The worlds do not record yet, so `record` is still `None`. Wiring a world: when recording,
+/// start from `report::RunRecord::for_options(&plan.options)`, fill it as the run goes (see the
+/// contract in [`report`]), call `conclude` in `finish` and move it into the outcome.
+pub fn run_plan_recording(
+    plan: plan::Plan,
+    script: cluster::script::Script,
+    emit_trace: bool,
+) -> world::Outcome {
+    run_plan(plan, script, emit_trace)
 }

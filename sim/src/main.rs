@@ -9,6 +9,7 @@ use seedlog_core::env::Plant;
 use seedlog_sim::cluster::script::Script;
 use seedlog_sim::options::Workload;
 use seedlog_sim::plan::Plan;
+use seedlog_sim::report;
 use seedlog_sim::scenario::Scenario;
 use seedlog_sim::swarm::{self, Source};
 use seedlog_sim::world::Outcome;
@@ -33,9 +34,10 @@ struct Planting {
 
 #[derive(clap::Args, Clone)]
 struct Choice {
-    /// What to simulate: `log` (one broker, producers, consumers) or `controller` (a KRaft
+    /// What to simulate: `cluster` (a KRaft cluster of 3 to 5 brokers with a replicated topic,
+    /// producers and consumers), `log` (one broker, producers, consumers) or `controller` (a KRaft
     /// cluster: the controller quorum, broker registration and fencing, partition leadership).
-    #[arg(long, default_value = "log", value_parser = parse_workload)]
+    #[arg(long, default_value = "cluster", value_parser = parse_workload)]
     workload: Workload,
     /// Run a scenario file (see scenarios/README.md) instead of the workload's generated runs.
     #[arg(long, value_name = "FILE", conflicts_with = "workload")]
@@ -43,7 +45,7 @@ struct Choice {
 }
 
 fn parse_workload(name: &str) -> Result<Workload, String> {
-    Workload::from_name(name).ok_or_else(|| format!("unknown workload {name:?}: log or controller"))
+    Workload::from_name(name).ok_or_else(|| format!("unknown workload {name:?}: cluster, log or controller"))
 }
 
 #[derive(Subcommand)]
@@ -67,9 +69,13 @@ enum Command {
         /// Save the fault plan (options and timed faults) to FILE, for `replay`.
         #[arg(long, value_name = "FILE")]
         save_plan: Option<PathBuf>,
-        /// Write the client history as JSON lines to FILE (the controller workload: admin operations).
+        /// Write the client history as JSON lines to FILE (docs/history-format.md; the controller
+        /// workload: its admin operations).
         #[arg(long, value_name = "FILE")]
         history: Option<PathBuf>,
+        /// Write a run report (DIR/index.html: timeline, offsets, client operations, anomalies).
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
         #[command(flatten)]
         planting: Planting,
     },
@@ -85,6 +91,9 @@ enum Command {
         jobs: Option<usize>,
         #[arg(long)]
         json: bool,
+        /// Write a swarm report (DIR/index.html: failures by fault kind, replay commands).
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
         #[command(flatten)]
         choice: Choice,
         #[command(flatten)]
@@ -155,7 +164,7 @@ fn init_tracing() {
 
 fn run(command: Command) -> Result<ExitCode, String> {
     match command {
-        Command::Run { seed, choice, trace, json, print_plan, save_plan, history, planting } => {
+        Command::Run { seed, choice, trace, json, print_plan, save_plan, history, report, planting } => {
             let Some(plants) = parse_plants(&planting)? else { return Ok(ExitCode::SUCCESS) };
             let scenario = choice.scenario.as_deref().map(Scenario::load).transpose()?;
             let (plan, script, replay) = match &scenario {
@@ -187,16 +196,18 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 std::fs::write(&path, plan.to_json())
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             }
-            run_plan(plan, script, scenario.as_ref(), trace, json, print_plan, history, &replay)
+            let outputs = Outputs { history, report };
+            run_plan(plan, script, scenario.as_ref(), trace, json, print_plan, outputs, &replay)
         }
         Command::Replay { file, trace, json } => {
             let text =
                 std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let plan = Plan::from_json(&text)?;
             let replay = format!("seedlog-sim replay {}", file.display());
-            run_plan(plan, Script::default(), None, trace, json, true, None, &replay)
+            let outputs = Outputs { history: None, report: None };
+            run_plan(plan, Script::default(), None, trace, json, true, outputs, &replay)
         }
-        Command::Swarm { seeds, start, jobs, json, choice, planting } => {
+        Command::Swarm { seeds, start, jobs, json, report: report_dir, choice, planting } => {
             let Some(plants) = parse_plants(&planting)? else { return Ok(ExitCode::SUCCESS) };
             let scenario = choice.scenario.as_deref().map(Scenario::load).transpose()?;
             let source = match &scenario {
@@ -213,9 +224,14 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 .map_err(|e| e.to_string())?,
             );
             let failed = std::sync::atomic::AtomicU64::new(0);
+            let summaries = std::sync::Mutex::new(Vec::new());
             let summary = swarm::run(start, seeds, jobs, source, &plants, &|result| {
                 if !result.ok {
                     failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                if report_dir.is_some() {
+                    let seed_summary = seed_summary(result, source, &plants, &planting.plants, &choice);
+                    summaries.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(seed_summary);
                 }
                 bar.set_message(format!("{} failed", failed.load(std::sync::atomic::Ordering::Relaxed)));
                 bar.inc(1);
@@ -226,6 +242,16 @@ fn run(command: Command) -> Result<ExitCode, String> {
             } else {
                 out!("{}", summary.table());
             }
+            if let Some(dir) = &report_dir {
+                let summaries = summaries.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let page = report::write_swarm_report(dir, &summaries)
+                    .map_err(|e| format!("cannot write the swarm report to {}: {e}", dir.display()))?;
+                if json {
+                    eprintln!("seedlog-sim: wrote {}", page.display());
+                } else {
+                    outln!("  swarm report: {}", page.display());
+                }
+            }
             let passed = match summary.matched {
                 Some(matched) => matched,
                 None => summary.failed.is_empty(),
@@ -233,6 +259,41 @@ fn run(command: Command) -> Result<ExitCode, String> {
             Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
     }
+}
+
+/// One seed of a swarm as its report shows it: the plan is drawn again (cheap, deterministic) for
+/// its fault mix.
+fn seed_summary(
+    result: &swarm::SeedResult,
+    source: Source<'_>,
+    plants: &[Plant],
+    plant_names: &[String],
+    choice: &Choice,
+) -> report::SeedSummary {
+    let fault_mix = source
+        .plan(result.seed, plants)
+        .map(|(plan, _)| report::fault_mix(&plan.options))
+        .unwrap_or_default();
+    let replay = match &choice.scenario {
+        Some(file) => format!("seedlog-sim run --scenario {} --seed {}", file.display(), result.seed),
+        None => swarm::replay_command(result.seed, choice.workload, plant_names),
+    };
+    report::SeedSummary {
+        seed: result.seed,
+        ok: result.ok,
+        anomaly_kinds: result.anomaly_kinds.clone(),
+        fault_mix,
+        events: result.events,
+        sim_ms: result.sim_time_ms,
+        wall_ms: result.wall_ms,
+        replay,
+    }
+}
+
+/// Where a run writes what it produced, besides stdout.
+struct Outputs {
+    history: Option<PathBuf>,
+    report: Option<PathBuf>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -243,7 +304,7 @@ fn run_plan(
     trace: bool,
     json: bool,
     print_plan: bool,
-    history: Option<PathBuf>,
+    outputs: Outputs,
     replay: &str,
 ) -> Result<ExitCode, String> {
     if trace {
@@ -258,11 +319,18 @@ fn run_plan(
             outln!("{}", plan.summary());
         }
     }
-    let outcome = seedlog_sim::run_plan(plan, script, trace);
+    let mut outcome = match outputs.report {
+        Some(_) => seedlog_sim::run_plan_recording(plan, script, trace),
+        None => seedlog_sim::run_plan(plan, script, trace),
+    };
     let matched = scenario.map(|scenario| scenario.matches(&outcome));
-    if let Some(path) = history {
+    let report_written = match &outputs.report {
+        Some(dir) => Some(write_run_report(dir, &mut outcome, replay)?),
+        None => None,
+    };
+    if let Some(path) = outputs.history {
         let lines = match outcome.workload {
-            Workload::Log => outcome.history.to_json_lines(),
+            Workload::Log | Workload::Cluster => outcome.history.to_json_lines(),
             Workload::Controller => outcome
                 .admin_ops
                 .iter()
@@ -285,8 +353,32 @@ fn run_plan(
             );
         }
     }
+    if let Some(message) = report_written {
+        if json {
+            eprintln!("seedlog-sim: {message}");
+        } else {
+            outln!("  {message}");
+        }
+    }
     let passed = matched.unwrap_or(outcome.verdict.ok);
     Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Writes the run report from the outcome's record; says what it did.
+fn write_run_report(dir: &std::path::Path, outcome: &mut Outcome, replay: &str) -> Result<String, String> {
+    let Some(mut record) = outcome.record.take() else {
+        return Ok(format!(
+            "report: the {} workload does not record a run report yet; nothing written to {}",
+            outcome.workload.name(),
+            dir.display()
+        ));
+    };
+    record.conclude(&outcome.verdict, outcome.sim_time_ms as f64);
+    record.header.replay = format!("{replay} --report {}", dir.display());
+    let page = report::write_run_report(dir, &record)
+        .map_err(|e| format!("cannot write the run report to {}: {e}", dir.display()))?;
+    outcome.record = Some(record);
+    Ok(format!("report: {}", page.display()))
 }
 
 fn outcome_json(outcome: &Outcome, plants: &[String], scenario: Option<&Scenario>) -> String {

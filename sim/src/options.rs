@@ -13,6 +13,7 @@ use seedlog_core::log::LogConfig;
 use seedlog_core::protocol::Acks;
 
 use crate::clock::ClockOptions;
+use crate::cluster::options::TopicWorkloadOptions;
 use crate::cluster::ClusterOptions;
 use crate::disk::{DiskOptions, FaultMode};
 use crate::net::NetOptions;
@@ -81,6 +82,9 @@ pub struct Options {
     /// The controller workload's cluster (`--workload controller`); absent for the log workload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterOptions>,
+    /// The cluster workload's topic and clients (`--workload cluster`), beside `cluster`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_workload: Option<TopicWorkloadOptions>,
 }
 
 /// What a run simulates.
@@ -93,6 +97,9 @@ pub enum Workload {
     /// A KRaft cluster: the controller quorum, broker registration and fencing, partition
     /// leadership, with admin clients creating and deleting topics.
     Controller,
+    /// A KRaft cluster of 3 to 5 brokers with one replicated topic, producers and consumers:
+    /// partition replication checked against Kafka's guarantees (the default of the CLI).
+    Cluster,
 }
 
 impl Workload {
@@ -100,11 +107,12 @@ impl Workload {
         match self {
             Workload::Log => "log",
             Workload::Controller => "controller",
+            Workload::Cluster => "cluster",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Workload> {
-        [Workload::Log, Workload::Controller].into_iter().find(|w| w.name() == name)
+        [Workload::Log, Workload::Controller, Workload::Cluster].into_iter().find(|w| w.name() == name)
     }
 }
 
@@ -183,6 +191,7 @@ impl Options {
             chaos_ms: pick(rng, &[2_000, 5_000, 10_000]),
             heal_ms: 30_000,
             cluster: None,
+            topic_workload: None,
         }
     }
 
@@ -190,8 +199,13 @@ impl Options {
     /// stream of its own ("options/cluster"), so the shared options are those of the log workload.
     pub fn generate_for(workload: Workload, seed: u64, plants: &[Plant]) -> Options {
         let mut options = Options::generate(seed, plants);
-        if workload == Workload::Controller {
+        if workload != Workload::Log {
             let mut cluster = ClusterOptions::generate(&mut rng::stream(seed, "options/cluster"));
+            if workload == Workload::Cluster {
+                // Its own stream: the cluster's shape and the topic workload.
+                let mut stream = rng::stream(seed, "options/topic-workload");
+                options.topic_workload = Some(TopicWorkloadOptions::generate(&mut stream, &mut cluster));
+            }
             cluster.fit_network(&options.net);
             options.brokers = cluster.nodes();
             options.clients = ClientOptions { producers: Vec::new(), consumers: 0, ..options.clients };
@@ -202,10 +216,10 @@ impl Options {
     }
 
     pub fn workload(&self) -> Workload {
-        if self.cluster.is_some() {
-            Workload::Controller
-        } else {
-            Workload::Log
+        match (&self.cluster, &self.topic_workload) {
+            (Some(_), Some(_)) => Workload::Cluster,
+            (Some(_), None) => Workload::Controller,
+            (None, _) => Workload::Log,
         }
     }
 
@@ -222,7 +236,19 @@ impl Options {
             if plants.is_empty() { "none".to_string() } else { plants.join(",") }
         );
         match &self.cluster {
-            Some(cluster) => text += &format!("  cluster: {}\n", json(cluster)),
+            Some(cluster) => {
+                text += &format!("  cluster: {}\n", json(cluster));
+                if let Some(workload) = &self.topic_workload {
+                    text += &format!("  topic:   {}\n", json(&workload.topic));
+                    text += &format!("  producers: {}\n", json(&workload.producers));
+                    text += &format!(
+                        "  clients: {{\"consumers\":{},\"settings\":{}}}\n",
+                        workload.consumers,
+                        json(&workload.clients)
+                    );
+                    text += &format!("  replication: {}\n", json(&workload.replication));
+                }
+            }
             None => {
                 text += &format!("  broker:  {}\n", json(&self.broker));
                 text += &format!("  clients: {}\n", json(&self.clients));

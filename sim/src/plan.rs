@@ -104,6 +104,9 @@ impl Plan {
         match &options.cluster {
             Some(cluster) => {
                 cluster.validate()?;
+                if let Some(workload) = &options.topic_workload {
+                    workload.validate(cluster.brokers())?;
+                }
                 if options.brokers != cluster.nodes() {
                     return Err(format!(
                         "brokers = {} but the cluster has {} nodes",
@@ -231,12 +234,18 @@ pub fn broker_nodes(options: &Options) -> Vec<NodeId> {
 
 pub fn all_nodes(options: &Options) -> Vec<NodeId> {
     let clients = match &options.cluster {
-        Some(cluster) => cluster.admins,
+        Some(cluster) => cluster.admins + options.topic_workload.as_ref().map_or(0, topic_workload_clients),
         None => {
             options.clients.producers.len() as u32 + options.clients.consumers + options.broker.partitions
         }
     };
     (0..options.brokers + clients).map(NodeId).collect()
+}
+
+/// The cluster workload's client nodes: the topic creator, the producers, the consumers and one
+/// final consumer per partition (after the admins).
+pub fn topic_workload_clients(workload: &crate::cluster::options::TopicWorkloadOptions) -> u32 {
+    1 + workload.producers.len() as u32 + workload.consumers + workload.topic.partitions
 }
 
 /// Each fault kind has its own stream (`faults/{kind}`) and its own arrival process, so turning

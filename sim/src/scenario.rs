@@ -23,7 +23,9 @@
 //! `seedlog-sim run --scenario FILE [--seed S]` runs one seed of it (the file's `seed` by default),
 //! `seedlog-sim swarm --scenario FILE --seeds N` runs many; both report whether the verdict matched
 //! what the file expects. An expected `fail` names the anomaly kinds that must show (a negative
-//! control); in a swarm it must show in at least one seed.
+//! control); in a swarm it must show in at least one seed. Expected `observations` name
+//! observation kinds that must show (a loss the settings allow, found): in a swarm every seed must
+//! reach the verdict and at least one must show them.
 
 use std::path::Path;
 
@@ -47,6 +49,10 @@ pub struct Expected {
     /// For an expected `fail`: anomaly kinds of which at least one must show.
     #[serde(default)]
     pub anomalies: Vec<String>,
+    /// Observation kinds of which at least one must show (a negative control whose loss the
+    /// settings allow: `{"verdict": "ok", "observations": ["lost-write-acks-1"]}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observations: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -97,8 +103,8 @@ impl Scenario {
                 return Err(format!("faults must be \"generate\", \"none\" or a list, not {name:?}"));
             }
         }
-        if !scenario.script.is_empty() && scenario.workload != Workload::Controller {
-            return Err("a script needs the controller workload".into());
+        if !scenario.script.is_empty() && scenario.workload == Workload::Log {
+            return Err("a script needs the controller or the cluster workload".into());
         }
         // Building one plan checks the patch and the faults.
         scenario.plan(scenario.seed)?;
@@ -142,10 +148,21 @@ impl Scenario {
 
     /// Whether one run reached the expected verdict.
     pub fn matches(&self, outcome: &Outcome) -> bool {
-        match self.expected.verdict {
+        let verdict = match self.expected.verdict {
             VerdictKind::Ok => outcome.verdict.ok,
             VerdictKind::Fail => !outcome.verdict.ok && self.expected_kinds_shown(outcome),
-        }
+        };
+        verdict && self.expected_observations_shown(outcome)
+    }
+
+    /// Whether the scenario expects observations (a negative control that must show them).
+    pub fn expects_observations(&self) -> bool {
+        !self.expected.observations.is_empty()
+    }
+
+    fn expected_observations_shown(&self, outcome: &Outcome) -> bool {
+        !self.expects_observations()
+            || outcome.verdict.observations.iter().any(|o| self.expected.observations.contains(&o.kind))
     }
 
     fn expected_kinds_shown(&self, outcome: &Outcome) -> bool {

@@ -47,6 +47,8 @@ pub struct SeedResult {
     pub events: u64,
     pub sim_time_ms: u64,
     pub trace_hash: String,
+    /// Wall time of this seed's run (for reports; it never reaches the run).
+    pub wall_ms: u64,
     pub anomaly_kinds: Vec<String>,
     pub observation_kinds: Vec<String>,
     /// Under a scenario: whether this seed reached the scenario's expected verdict.
@@ -109,7 +111,9 @@ pub fn run(
                     break;
                 }
                 let Ok((plan, script)) = source.plan(seed, plants) else { break };
+                let seed_began = Instant::now();
                 let outcome = crate::run_plan(plan, script, false);
+                let wall_ms = seed_began.elapsed().as_millis() as u64;
                 let matched = match source {
                     Source::Scenario(scenario) => Some(scenario.matches(&outcome)),
                     Source::Workload(_) => None,
@@ -121,6 +125,7 @@ pub fn run(
                     events: outcome.events,
                     sim_time_ms: outcome.sim_time_ms,
                     trace_hash: outcome.trace_hash,
+                    wall_ms,
                     anomaly_kinds: kinds(&outcome.verdict.anomalies),
                     observation_kinds: kinds(&outcome.verdict.observations),
                 };
@@ -147,6 +152,9 @@ pub fn run(
             summary.plants = scenario.plants.clone();
             let matched = results.iter().filter(|r| r.matched == Some(true)).count() as u64;
             summary.matched = Some(match scenario.expected.verdict {
+                VerdictKind::Ok if scenario.expects_observations() => {
+                    matched > 0 && results.iter().all(|r| r.ok) && results.len() as u64 == seeds
+                }
                 VerdictKind::Ok => matched == results.len() as u64 && results.len() as u64 == seeds,
                 VerdictKind::Fail => matched > 0,
             });
@@ -204,7 +212,7 @@ fn summarize(
 /// The command that replays one seed of a workload exactly.
 pub fn replay_command(seed: u64, workload: Workload, plants: &[String]) -> String {
     let mut command = format!("seedlog-sim run --seed {seed}");
-    if workload != Workload::Log {
+    if workload != Workload::Cluster {
         command += &format!(" --workload {}", workload.name());
     }
     for plant in plants {
@@ -252,10 +260,12 @@ impl SwarmSummary {
             text += &format!(
                 "  expected verdict {:?}{}: {}\n",
                 expected.verdict,
-                if expected.anomalies.is_empty() {
+                if expected.anomalies.is_empty() && expected.observations.is_empty() {
                     String::new()
                 } else {
-                    format!(" ({})", expected.anomalies.join(", "))
+                    let kinds: Vec<&str> =
+                        expected.anomalies.iter().chain(&expected.observations).map(String::as_str).collect();
+                    format!(" ({})", kinds.join(", "))
                 },
                 if matched { "met" } else { "NOT MET" }
             );

@@ -105,6 +105,10 @@ pub struct Outcome {
     /// The controller workload's admin operations (its history), empty for the log workload.
     #[serde(skip)]
     pub admin_ops: Vec<crate::cluster::admin::AdminOp>,
+    /// What the run recorded for a report (`seedlog-sim run --report DIR`); `None` when no report
+    /// was asked for, or when the workload records nothing yet.
+    #[serde(skip)]
+    pub record: Option<crate::report::RunRecord>,
 }
 
 pub struct World {
@@ -782,6 +786,8 @@ impl World {
             final_reads_done,
             final_read_reached,
             liveness_required: self.plan.options.faults.mode == crate::disk::FaultMode::Liveness,
+            excuses: checker::Excuses::default(),
+            end_ms: self.scheduler.now().as_nanos() as f64 / 1e6,
         };
         let verdict = checker::check(&input);
         Outcome {
@@ -793,6 +799,7 @@ impl World {
             verdict,
             history: self.history,
             admin_ops: Vec::new(),
+            record: None,
         }
     }
 }

@@ -156,16 +156,24 @@ pub enum Plant {
     VoteBeforePersist,
     /// The quorum leader counts its own appended but unsynced entry toward the majority.
     LeaderCountsUnsyncedEntry,
+    /// A partition replica that becomes follower (or restarts) cuts its log to its high watermark
+    /// and fetches without its last epoch, instead of truncating by leader epoch (pre-KIP-101).
+    TruncateToHighWatermark,
+    /// The partition leader accepts and acknowledges `acks=all` produces (and advances the high
+    /// watermark) while the ISR is smaller than `min.insync.replicas`.
+    AcksAllBelowMinIsr,
 }
 
 impl Plant {
-    pub const ALL: [Plant; 6] = [
+    pub const ALL: [Plant; 8] = [
         Plant::RecoverySkipsCrc,
         Plant::AckBeforeSync,
         Plant::IndexLookupOffByOne,
         Plant::RecoveryDropsOldestSegment,
         Plant::VoteBeforePersist,
         Plant::LeaderCountsUnsyncedEntry,
+        Plant::TruncateToHighWatermark,
+        Plant::AcksAllBelowMinIsr,
     ];
 
     /// The name used on the command line (`--plant NAME`).
@@ -177,6 +185,8 @@ impl Plant {
             Plant::RecoveryDropsOldestSegment => "recovery-drops-oldest-segment",
             Plant::VoteBeforePersist => "vote-before-persist",
             Plant::LeaderCountsUnsyncedEntry => "leader-counts-unsynced-entry",
+            Plant::TruncateToHighWatermark => "truncate-to-high-watermark",
+            Plant::AcksAllBelowMinIsr => "acks-all-below-min-insync",
         }
     }
 
@@ -193,6 +203,12 @@ impl Plant {
             }
             Plant::LeaderCountsUnsyncedEntry => {
                 "the quorum leader counts its own unsynced entry toward the majority"
+            }
+            Plant::TruncateToHighWatermark => {
+                "a replica becoming follower or restarting truncates to its high watermark (pre-KIP-101)"
+            }
+            Plant::AcksAllBelowMinIsr => {
+                "acks=all is answered while the ISR is smaller than min.insync.replicas"
             }
         }
     }

@@ -41,14 +41,14 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::env::{Env, StorageError, Time};
 use crate::metadata::{
     decode_record, encode_record, fnv1a64, Controller, ControllerConfig, ControllerRequest,
-    ControllerResponse, Endpoint, MetadataImage, MetadataRecord,
+    ControllerResponse, Endpoint, MetadataImage, MetadataRecord, TopicId,
 };
 use crate::protocol::{ClientRequest, ClientResponse, ErrorCode};
 use crate::quorum::{
     Committed, NodeId, ProposeError, Quorum, QuorumConfig, QuorumEffect, QuorumError, QuorumMessage,
     QuorumRecovery, QuorumRole, QuorumSyncToken, SnapshotId,
 };
-use crate::replica::ReplicationConfig;
+use crate::replica::{Replica, ReplicationConfig};
 
 /// A controlled shutdown that has not been acknowledged within this long completes anyway.
 pub const CONTROLLED_SHUTDOWN_TIMEOUT_MS: u64 = 5_000;
@@ -100,8 +100,12 @@ pub enum NodeMessage {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
-pub struct NodeSyncToken(pub QuorumSyncToken);
+/// Names one requested sync: the quorum's, or one partition replica's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NodeSyncToken {
+    Quorum(QuorumSyncToken),
+    Replica { topic_id: TopicId, partition: u32, token: u64 },
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeEffect {
@@ -139,6 +143,8 @@ enum State {
     ShuttingDown {
         deadline: Time,
     },
+    /// The last step of a shutdown: the partition replicas sync and close their logs.
+    ClosingReplicas,
     /// Halted or shut down: nothing more is emitted.
     Stopped,
 }
@@ -203,6 +209,16 @@ pub struct Node {
     /// Admin requests forwarded to the controller, by the forwarded correlation id.
     forwarded: BTreeMap<u64, client::Forwarded>,
     next_forward_id: u64,
+    replicas: BTreeMap<replicas::ReplicaKey, Replica>,
+    /// The image offset the replicas were last brought in line with.
+    replicas_synced_to: Option<i64>,
+    /// The broker epoch the replicas were last given.
+    replicas_broker_epoch: Option<i64>,
+    /// This incarnation was unfenced at least once: its replicas may take roles.
+    replicas_unfenced_once: bool,
+    fetches: BTreeMap<u64, replicas::FetchInFlight>,
+    alters: BTreeMap<u64, replicas::AlterInFlight>,
+    next_replica_correlation_id: u64,
 }
 
 impl Node {
@@ -248,6 +264,13 @@ impl Node {
             loopback: VecDeque::new(),
             forwarded: BTreeMap::new(),
             next_forward_id: 0,
+            replicas: BTreeMap::new(),
+            replicas_synced_to: None,
+            replicas_broker_epoch: None,
+            replicas_unfenced_once: false,
+            fetches: BTreeMap::new(),
+            alters: BTreeMap::new(),
+            next_replica_correlation_id: 0,
         };
         node.pump(env);
         Ok(node)
@@ -256,7 +279,7 @@ impl Node {
     // ---- inputs ----
 
     pub fn handle_message(&mut self, env: &mut Env<'_>, from: NodeId, message: NodeMessage) {
-        if self.state == State::Stopped {
+        if matches!(self.state, State::Stopped | State::ClosingReplicas) {
             return;
         }
         self.now = env.now;
@@ -274,15 +297,29 @@ impl Node {
             return;
         }
         self.now = env.now;
-        self.quorum.handle_sync_complete(env, token.0, result);
+        match token {
+            NodeSyncToken::Quorum(token) => {
+                if self.state != State::ClosingReplicas {
+                    self.quorum.handle_sync_complete(env, token, result);
+                }
+            }
+            NodeSyncToken::Replica { topic_id, partition, token } => {
+                self.on_replica_sync_complete(env, (topic_id, partition), token, result);
+            }
+        }
+        if self.state == State::ClosingReplicas {
+            self.progress_closing(env);
+            return;
+        }
         self.pump(env);
     }
 
     pub fn handle_timer(&mut self, env: &mut Env<'_>) {
-        if self.state == State::Stopped {
+        if matches!(self.state, State::Stopped | State::ClosingReplicas) {
             return;
         }
         self.now = env.now;
+        self.replica_timers(env);
         if self.quorum.next_deadline().is_some_and(|deadline| deadline <= env.now) {
             self.quorum.handle_timer(env);
             self.drain_quorum(env);
@@ -330,7 +367,7 @@ impl Node {
     // ---- outputs ----
 
     pub fn next_deadline(&self) -> Option<Time> {
-        if self.state == State::Stopped {
+        if matches!(self.state, State::Stopped | State::ClosingReplicas) {
             return None;
         }
         if !self.loopback.is_empty() {
@@ -339,16 +376,23 @@ impl Node {
         let controller = self.active.as_ref().and_then(|active| active.controller.next_deadline());
         let shutdown = match self.state {
             State::ShuttingDown { deadline } => Some(deadline),
-            State::Running | State::Stopped => None,
+            State::Running | State::Stopped | State::ClosingReplicas => None,
         };
         let broker = self.broker.as_ref().and_then(|broker| match broker.in_flight {
             Some(in_flight) => Some(in_flight.deadline),
             None => self.quorum.leader().map(|_| broker.next_attempt),
         });
-        [self.quorum.next_deadline(), controller, shutdown, broker, self.forwarded_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.quorum.next_deadline(),
+            controller,
+            shutdown,
+            broker,
+            self.forwarded_deadline(),
+            self.replicas_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn poll_effect(&mut self) -> Option<NodeEffect> {
@@ -420,6 +464,8 @@ impl Node {
             NodeMessage::ControllerResponse { correlation_id, response } => {
                 if correlation_id & client::FORWARDED_BIT != 0 {
                     self.on_forwarded_response(correlation_id, response);
+                } else if correlation_id & replicas::ALTER_BIT != 0 {
+                    self.on_alter_answer(env, correlation_id, response);
                 } else {
                     self.on_controller_response(env.now, correlation_id, response);
                 }
@@ -428,7 +474,7 @@ impl Node {
                 self.on_client_request(env, from, correlation_id, request);
             }
             NodeMessage::ClientResponse { correlation_id, response } => {
-                self.on_client_response(env, from, correlation_id, response);
+                self.on_fetch_answer(env, correlation_id, response);
             }
         }
     }
@@ -442,6 +488,7 @@ impl Node {
             self.release_answers();
             self.expire_forwarded(env.now);
             self.drive_broker(env.now);
+            self.drive_replicas(env);
             self.progress_shutdown(env);
             if self.state == State::Stopped || self.loopback.is_empty() {
                 break;
@@ -466,7 +513,7 @@ impl Node {
                         self.push_effect(NodeEffect::Send { to, message: NodeMessage::Quorum(message) })
                     }
                     QuorumEffect::Sync { token, path } => {
-                        self.push_effect(NodeEffect::Sync { token: NodeSyncToken(token), path })
+                        self.push_effect(NodeEffect::Sync { token: NodeSyncToken::Quorum(token), path })
                     }
                     QuorumEffect::Halt { reason } => self.halt(format!("quorum: {reason}")),
                 }
@@ -752,7 +799,9 @@ impl Node {
             // Answers of kinds the broker role never asks for.
             ControllerResponse::AlterPartition(_)
             | ControllerResponse::CreateTopic(_)
-            | ControllerResponse::DeleteTopic(_) => broker.next_attempt,
+            | ControllerResponse::DeleteTopic(_)
+            | ControllerResponse::CreatePartitions(_)
+            | ControllerResponse::AlterConfigs(_) => broker.next_attempt,
         };
     }
 
@@ -783,8 +832,34 @@ impl Node {
                 QuorumEffect::Sync { .. } | QuorumEffect::Halt { .. } => {}
             }
         }
-        self.push_effect(NodeEffect::ShutdownComplete);
-        self.state = State::Stopped;
+        self.state = State::ClosingReplicas;
+        self.progress_closing(env);
+    }
+
+    /// The replicas close their logs (their syncs still complete); then the shutdown is complete.
+    fn progress_closing(&mut self, env: &mut Env<'_>) {
+        if self.state != State::ClosingReplicas {
+            return;
+        }
+        if self.close_replicas(env) && self.state == State::ClosingReplicas {
+            self.push_effect(NodeEffect::ShutdownComplete);
+            self.state = State::Stopped;
+        }
+    }
+
+    /// Brings the replicas in line with the applied image and the broker's registration, and
+    /// turns their effects into node effects.
+    fn drive_replicas(&mut self, env: &mut Env<'_>) {
+        if self.state == State::Stopped {
+            return;
+        }
+        let broker_epoch = self.broker_state().map(|(epoch, _)| epoch);
+        if broker_epoch.is_some() && broker_epoch != self.replicas_broker_epoch {
+            self.replicas_broker_epoch = broker_epoch;
+            self.update_replica_broker_epochs(env);
+        }
+        self.sync_replicas(env);
+        self.drain_replicas(env.now);
     }
 
     fn send(&mut self, to: NodeId, message: NodeMessage) {
@@ -817,17 +892,13 @@ fn not_controller(response: &ControllerResponse) -> ControllerResponse {
 }
 
 fn with_error(response: &ControllerResponse, error: ErrorCode) -> ControllerResponse {
-    match response {
-        ControllerResponse::RegisterBroker(_) => ControllerResponse::RegisterBroker(Err(error)),
-        ControllerResponse::Heartbeat(_) => ControllerResponse::Heartbeat(Err(error)),
-        ControllerResponse::AlterPartition(_) => ControllerResponse::AlterPartition(Err(error)),
-        ControllerResponse::CreateTopic(_) => ControllerResponse::CreateTopic(Err(error)),
-        ControllerResponse::DeleteTopic(_) => ControllerResponse::DeleteTopic(Err(error)),
-    }
+    response.with_error(error)
 }
 
 mod client;
+mod replicas;
 #[cfg(test)]
 mod tests;
 
 pub use client::error_response;
+pub use replicas::{replica_settings, ReplicaKey};

@@ -18,9 +18,10 @@
 //! costs one `pwrite` and no `fstat`. That is only sound if this `FileStorage` is the one writer of
 //! its data directory: it MUST own the directory exclusively (one broker process per directory).
 //!
-//! Syncs here are synchronous calls. The production driver will run them off the request path and
-//! batch them (group commit: one `fdatasync` covers every append before it) — a later issue; what
-//! exists now is the synchronous [`FileStorage::sync`].
+//! [`FileStorage::sync`] is a synchronous call. The production driver runs syncs off the request
+//! path instead: it takes a [`FileStorage::sync_handle`] when the core asks for a sync and hands it
+//! to its sync thread, which batches them (group commit: one `fdatasync` per file covers every
+//! request queued before it started).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -97,6 +98,15 @@ impl FileStorage {
         // fsync works on the inode, so a handle opened after an eviction still covers writes made
         // through the evicted one.
         let result = self.handle(path)?.file.sync_data();
+        result.map_err(map_io)
+    }
+
+    /// A second handle on the file's inode, for a sync run elsewhere (the driver's sync thread).
+    /// Syncing it covers every write made before the sync starts, through any handle, and it
+    /// keeps covering the same file if the path is later renamed (as a simulated disk's sync
+    /// ticket does).
+    pub fn sync_handle(&mut self, path: &str) -> Result<File, StorageError> {
+        let result = self.handle(path)?.file.try_clone();
         result.map_err(map_io)
     }
 

@@ -1,7 +1,21 @@
-//! Seedlog's production driver: the core's environment on real files, the system clock and
-//! sockets, and the `seedlog` binary.
+//! Seedlog's production driver: Kafka's wire protocol over TCP, real files and the system clock
+//! around the deterministic core (`seedlog-core`), plus the `seedlog` command's tools.
 //!
-//! What exists: [`fs::FileStorage`], the core's `Storage` on real files. What does not yet: the
-//! broker itself (Kafka wire protocol, tokio, group-committed syncs) — issue 5.
+//! - [`config`]: the properties file (Kafka's key names) into the core's `NodeConfig`.
+//! - [`wire`]: Kafka frames into one-partition core requests and back.
+//! - [`driver`]: the tasks around one `Node` (core task, sync thread, client connections).
+//! - [`peer`]: node-to-node links carrying the core's messages.
+//! - [`net`]: the socket trait the driver is written against (tokio now, turmoil later).
+//! - [`fs`]: the core's `Storage` on real files.
+//! - [`client`], [`tools`]: a minimal Kafka client and the `topics`/`produce`/`consume` commands.
+//! - [`cluster`]: `seedlog cluster`, a local multi-broker cluster of child processes.
 
+pub mod client;
+pub mod cluster;
+pub mod config;
+pub mod driver;
 pub mod fs;
+pub mod net;
+pub mod peer;
+pub mod tools;
+pub mod wire;

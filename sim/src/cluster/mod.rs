@@ -2,8 +2,10 @@
 //! invariants (see [`invariants`]), with admin clients as the workload (see [`admin`]).
 
 pub mod admin;
+pub mod clients;
 pub mod invariants;
 pub mod options;
+pub mod replicas;
 pub mod script;
 pub mod world;
 

@@ -1,5 +1,10 @@
 //! A scenario's script: faults aimed at roles, not node numbers ("crash the leader once it is
-//! elected", "crash the candidate mid-election"), fired in order during the chaos phase.
+//! elected", "crash the candidate mid-election", "cut the partition's followers off", "power off
+//! every broker at once"), fired in order during the chaos phase.
+//!
+//! Partition roles (`partition_leader`, `partition_followers`, `all_brokers`) and conditions
+//! (`partition_led`, `isr_shrunk`) are read from the most advanced metadata image any live node
+//! has applied, for partition 0 of the cluster workload's topic.
 //!
 //! Each step waits for its trigger, counted from the moment the previous step fired (or the run's
 //! start): a delay, optionally after a cluster condition first holds. A target that names a role
@@ -15,6 +20,12 @@ pub enum Target {
     /// A voter campaigning in an election (the lowest-numbered one).
     Candidate,
     Node(u32),
+    /// The leader of partition 0 of the workload's topic.
+    PartitionLeader,
+    /// The other replicas of partition 0 (each one is hit).
+    PartitionFollowers,
+    /// Every node with the broker role, at once.
+    AllBrokers,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -48,6 +59,10 @@ pub enum Condition {
     LeaderElected,
     /// Some voter is a candidate (an election is under way).
     ElectionUnderWay,
+    /// Partition 0 of the workload's topic exists and has a leader.
+    PartitionLed,
+    /// Partition 0's ISR has shrunk to its leader alone.
+    IsrShrunk,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -74,22 +89,22 @@ impl Script {
         Script { steps, next: 0, since: Time::ZERO }
     }
 
+    /// The first step's delay counts from `at` (the start of the chaos).
+    pub fn start(&mut self, at: Time) {
+        self.since = at;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }
 
-    /// The next step's action if its trigger holds at `now`.
-    pub fn due(&mut self, now: Time, leader_elected: bool, election_under_way: bool) -> Option<Action> {
+    /// The next step's action if its trigger holds at `now` (`holds` says which conditions do).
+    pub fn due(&mut self, now: Time, holds: impl Fn(Condition) -> bool) -> Option<Action> {
         let step = self.steps.get(self.next)?;
         if now < self.since.plus_millis(step.after_ms) {
             return None;
         }
-        let holds = match step.when {
-            Condition::Always => true,
-            Condition::LeaderElected => leader_elected,
-            Condition::ElectionUnderWay => election_under_way,
-        };
-        if !holds {
+        if step.when != Condition::Always && !holds(step.when) {
             return None;
         }
         self.next += 1;
@@ -116,17 +131,19 @@ mod tests {
                 action: Action::Crash { target: Target::Candidate, down_ms: 5 },
             },
         ]);
-        assert_eq!(script.due(Time::from_millis(5), true, false), None, "too early");
-        assert_eq!(script.due(Time::from_millis(11), false, false), None, "no leader yet");
+        let leader = |c: Condition| c == Condition::LeaderElected;
+        let election = |c: Condition| c == Condition::ElectionUnderWay;
+        assert_eq!(script.due(Time::from_millis(5), leader), None, "too early");
+        assert_eq!(script.due(Time::from_millis(11), |_| false), None, "no leader yet");
         assert_eq!(
-            script.due(Time::from_millis(12), true, false),
+            script.due(Time::from_millis(12), leader),
             Some(Action::Crash { target: Target::Leader, down_ms: 5 })
         );
-        assert_eq!(script.due(Time::from_millis(12), true, false), None, "no election under way");
+        assert_eq!(script.due(Time::from_millis(12), leader), None, "no election under way");
         assert_eq!(
-            script.due(Time::from_millis(40), false, true),
+            script.due(Time::from_millis(40), election),
             Some(Action::Crash { target: Target::Candidate, down_ms: 5 })
         );
-        assert_eq!(script.due(Time::from_millis(50), true, true), None, "the script is done");
+        assert_eq!(script.due(Time::from_millis(50), |_| true), None, "the script is done");
     }
 }

@@ -24,16 +24,20 @@ use std::collections::BTreeMap;
 use rand_chacha::ChaCha8Rng;
 use seedlog_core::env::{Env, StorageError, Time};
 use seedlog_core::node::{Node, NodeEffect, NodeMessage, NodeSyncToken};
+use seedlog_core::protocol::{ClientRequest, ClientResponse};
 use seedlog_core::quorum::{FetchResult, QuorumMessage, QuorumRole};
+use seedlog_core::replica::FlushPolicy;
 
 use super::admin::{Admin, AdminOp, AdminOutcome, AdminSettings};
+use super::clients::{Client, Consumer, Producer, TopicCreator};
 use super::invariants::QuorumChecker;
-use super::options::ClusterOptions;
-use super::script::{Action, Script, Target};
+use super::options::{ClusterOptions, TopicWorkloadOptions};
+use super::script::{Action, Condition, Script, Target};
 use crate::buggify::SimFaults;
 use crate::checker::{Anomaly, Verdict};
 use crate::clock::SimClock;
 use crate::disk::{DamageKind, FaultAtlas, FaultMode, SimDisk, SyncTicket};
+use crate::history::History;
 use crate::net::{NodeId, Partition, SimNet};
 use crate::plan::{Fault, Plan};
 use crate::process::{Process, Status};
@@ -43,17 +47,47 @@ use crate::trace::Trace;
 use crate::world::Outcome;
 
 const EVENTS_MAX: u64 = 20_000_000;
+/// The cluster workload's bound: its runs take well under 200,000 events; one that reaches this
+/// is spinning (a replication or client loop) and is reported, not waited out.
+const CLUSTER_EVENTS_MAX: u64 = 2_000_000;
 const REBOOT_MS: u64 = 100;
+/// The cluster workload's setup (brokers register, the topic is created) must end within this.
+const SETUP_MS_MAX: u64 = 30_000;
 
 #[derive(Debug)]
 enum Event {
-    Deliver { from: NodeId, to: NodeId, message: NodeMessage },
-    SyncDone { node: usize, incarnation: u64, ticket: Result<SyncTicket, StorageError>, token: NodeSyncToken },
-    NodeTimer { node: usize, incarnation: u64, deadline: Time },
-    AdminAlarm { admin: usize },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        message: NodeMessage,
+    },
+    SyncDone {
+        node: usize,
+        incarnation: u64,
+        ticket: Result<SyncTicket, StorageError>,
+        token: NodeSyncToken,
+    },
+    NodeTimer {
+        node: usize,
+        incarnation: u64,
+        deadline: Time,
+    },
+    AdminAlarm {
+        admin: usize,
+    },
+    ClientAlarm {
+        client: usize,
+    },
+    /// The cluster workload's topic was not created within `SETUP_MS_MAX`: start the chaos anyway.
+    SetupTimeout,
     Fault(Fault),
-    Start { node: usize },
-    Resume { node: usize, incarnation: u64 },
+    Start {
+        node: usize,
+    },
+    Resume {
+        node: usize,
+        incarnation: u64,
+    },
     Heal,
     ChaosEnd,
     End,
@@ -64,6 +98,11 @@ type NodeSlot = Process<Node, Event>;
 
 struct AdminSlot {
     admin: Admin,
+    scheduled: Option<Time>,
+}
+
+struct ClientSlot {
+    client: Client,
     scheduled: Option<Time>,
 }
 
@@ -89,6 +128,19 @@ pub struct ClusterWorld {
     nemesis_rng: ChaCha8Rng,
     checker: QuorumChecker,
     script: Script,
+    /// The cluster workload: its topic and clients (none in the controller workload).
+    topic_workload: Option<TopicWorkloadOptions>,
+    clients: Vec<ClientSlot>,
+    history: History,
+    /// Per node, when it lost power (a crash, a halt's reboot): what unsynced data it lost.
+    power_losses: Vec<Vec<Time>>,
+    /// Durable damage on any node's partition data as it happened: (node, when, file).
+    data_damage: Vec<(u32, Time, String)>,
+    /// Per node, how many entries of its disk's damage list were already looked at.
+    data_damage_seen: Vec<usize>,
+    final_reads_started: bool,
+    /// When the fault plan and the chaos phase started.
+    chaos_started_at: Option<Time>,
     chaos_over: bool,
     converged_at: Option<Time>,
     finished: bool,
@@ -133,6 +185,15 @@ impl ClusterWorld {
             })
             .collect();
         let all_nodes = crate::plan::all_nodes(options).len();
+        let topic_workload = options.topic_workload.clone();
+        let client_base = cluster.nodes() + cluster.admins;
+        let clients = match &topic_workload {
+            Some(workload) => {
+                let duplicates = options.net.duplicate_probability > 0.0;
+                topic_clients(seed, &cluster, workload, client_base, duplicates)
+            }
+            None => Vec::new(),
+        };
         ClusterWorld {
             scheduler: Scheduler::new(QUEUE_MAX),
             trace: Trace::new(emit_trace),
@@ -152,6 +213,14 @@ impl ClusterWorld {
             nemesis_rng: rng::stream(seed, "faults/nemesis"),
             checker: QuorumChecker::default(),
             script,
+            topic_workload,
+            clients,
+            history: History::default(),
+            power_losses: vec![Vec::new(); node_count],
+            data_damage: Vec::new(),
+            data_damage_seen: vec![0; node_count],
+            final_reads_started: false,
+            chaos_started_at: None,
             chaos_over: false,
             converged_at: None,
             finished: false,
@@ -162,7 +231,6 @@ impl ClusterWorld {
     }
 
     pub fn run(mut self) -> Outcome {
-        let options = self.plan.options.clone();
         for node in 0..self.nodes.len() {
             self.nodes[node].start_scheduled = true;
             self.scheduler.schedule(Time::ZERO, Event::Start { node });
@@ -170,15 +238,22 @@ impl ClusterWorld {
         for admin in 0..self.admins.len() {
             self.arm_admin(admin);
         }
-        for timed in self.plan.faults.clone() {
-            self.scheduler.schedule(Time::from_millis(timed.at_ms), Event::Fault(timed.fault));
+        for client in 0..self.clients.len() {
+            self.arm_client(client, Time::ZERO);
         }
-        self.scheduler.schedule(Time::from_millis(options.chaos_ms), Event::ChaosEnd);
-        self.scheduler.schedule(Time::from_millis(options.chaos_ms + options.heal_ms), Event::End);
+        if self.topic_workload.is_some() {
+            // The chaos starts once the topic exists (see `start_chaos`).
+            self.scheduler.schedule(Time::from_millis(SETUP_MS_MAX), Event::SetupTimeout);
+        } else {
+            self.start_chaos(Time::ZERO);
+        }
         while let Some((now, sequence, event)) = self.scheduler.pop() {
             self.step(now, sequence, event);
             self.note_voter_damage(now);
-            if !self.chaos_over {
+            if self.topic_workload.is_some() {
+                self.note_data_damage(now);
+            }
+            if !self.chaos_over && self.chaos_started_at.is_some() {
                 self.run_script(now);
             }
             if self.finished {
@@ -194,18 +269,59 @@ impl ClusterWorld {
                 );
                 break;
             }
-            if self.trace.events() >= EVENTS_MAX {
+            let events_max = if self.topic_workload.is_some() { CLUSTER_EVENTS_MAX } else { EVENTS_MAX };
+            if self.trace.events() >= events_max {
                 self.checker.report(
                     now,
                     Anomaly::new(
                         "event-budget-exceeded",
-                        format!("the run did not end within {EVENTS_MAX} events"),
+                        format!("the run did not end within {events_max} events"),
                     ),
                 );
                 break;
             }
         }
         self.finish()
+    }
+
+    /// The fault plan, the script and the chaos phase start at `now`: at once in the controller
+    /// workload, once the topic exists in the cluster workload (so a seed's faults always meet
+    /// producers and consumers at work, never an empty cluster still being set up). The plan's
+    /// times count from here.
+    fn start_chaos(&mut self, now: Time) {
+        if self.chaos_started_at.is_some() {
+            return;
+        }
+        self.chaos_started_at = Some(now);
+        let options = &self.plan.options;
+        let (chaos_ms, heal_ms) = (options.chaos_ms, options.heal_ms);
+        for timed in self.plan.faults.clone() {
+            self.scheduler.schedule(now.plus_millis(timed.at_ms), Event::Fault(timed.fault));
+        }
+        self.scheduler.schedule(now.plus_millis(chaos_ms), Event::ChaosEnd);
+        self.scheduler.schedule(now.plus_millis(chaos_ms + heal_ms), Event::End);
+        self.script.start(now);
+        if self.topic_workload.is_some() {
+            self.trace.event(self.sequence, now, &"sim", format_args!("chaos starts"));
+        }
+    }
+
+    fn summarize(&self, message: &NodeMessage) -> String {
+        if self.topic_workload.is_some() {
+            if let Some(line) = summarize_client(message) {
+                return line;
+            }
+        }
+        summarize(message)
+    }
+
+    /// In the cluster workload: the chaos starts when the topic creator is done.
+    fn start_chaos_once_created(&mut self, now: Time) {
+        if self.chaos_started_at.is_none()
+            && self.clients.iter().any(|slot| matches!(&slot.client, Client::Creator(c) if c.is_done()))
+        {
+            self.start_chaos(now);
+        }
     }
 
     fn step(&mut self, now: Time, sequence: u64, event: Event) {
@@ -243,6 +359,18 @@ impl ClusterWorld {
                 self.with_node(now, node, |n, env| n.handle_timer(env));
             }
             Event::AdminAlarm { admin } => self.wake_admin(now, sequence, admin),
+            Event::ClientAlarm { client } => self.wake_client(now, sequence, client),
+            Event::SetupTimeout => {
+                if self.chaos_started_at.is_none() {
+                    self.trace.event(
+                        sequence,
+                        now,
+                        &"sim",
+                        format_args!("the topic was not created in time"),
+                    );
+                    self.start_chaos(now);
+                }
+            }
             Event::Fault(fault) => self.inject(now, sequence, fault),
             Event::Start { node } => self.start_node(now, sequence, node),
             Event::Resume { node, incarnation } => self.resume(now, sequence, node, incarnation),
@@ -281,14 +409,36 @@ impl ClusterWorld {
                 }
                 Status::Up | Status::ShuttingDown { .. } => {}
             }
-            self.trace.event(sequence, now, &to, format_args!("recv from {from}: {}", summarize(&message)));
+            self.trace.event(
+                sequence,
+                now,
+                &to,
+                format_args!("recv from {from}: {}", self.summarize(&message)),
+            );
             self.with_node(now, index, |n, env| n.handle_message(env, from.0, message));
+            return;
+        }
+        let client_base = self.nodes.len() + self.admins.len();
+        if let Some(client) = index.checked_sub(client_base).filter(|c| *c < self.clients.len()) {
+            self.trace.event(
+                sequence,
+                now,
+                &to,
+                format_args!("recv from {from}: {}", self.summarize(&message)),
+            );
+            if let NodeMessage::ClientResponse { correlation_id, response } = message {
+                let slot = &mut self.clients[client];
+                slot.client.on_response(now, correlation_id, response, &mut self.history);
+                self.poll_client(now, client);
+                self.start_chaos_once_created(now);
+            }
+            self.check_convergence(now);
             return;
         }
         let Some(admin) = index.checked_sub(self.nodes.len()).filter(|a| *a < self.admins.len()) else {
             return;
         };
-        self.trace.event(sequence, now, &to, format_args!("recv from {from}: {}", summarize(&message)));
+        self.trace.event(sequence, now, &to, format_args!("recv from {from}: {}", self.summarize(&message)));
         if let NodeMessage::ControllerResponse { correlation_id, response } = message {
             self.admins[admin].admin.on_response(now, correlation_id, response);
             self.arm_admin(admin);
@@ -318,6 +468,42 @@ impl ClusterWorld {
             if slot.scheduled != Some(at) {
                 slot.scheduled = Some(at);
                 self.scheduler.schedule(at, Event::AdminAlarm { admin });
+            }
+        }
+    }
+
+    fn wake_client(&mut self, now: Time, sequence: u64, client: usize) {
+        let slot = &mut self.clients[client];
+        if slot.scheduled != Some(now) {
+            return; // Moved since it was scheduled.
+        }
+        slot.scheduled = None;
+        let node = slot.client.node();
+        self.trace.event(sequence, now, &node, format_args!("client wake"));
+        self.poll_client(now, client);
+        self.check_convergence(now);
+    }
+
+    /// Lets a client do what it can now, sends what it asks, and sets its alarm.
+    fn poll_client(&mut self, now: Time, client: usize) {
+        let node = self.clients[client].client.node();
+        let wall_clock_ms = self.clock.wall_clock_ms(node, now);
+        let outgoing = self.clients[client].client.poll(now, wall_clock_ms, &mut self.history);
+        for (to, message) in outgoing {
+            self.send(now, node, to, message);
+        }
+        self.arm_client(client, now);
+    }
+
+    /// Schedules the client's alarm. A client has done all it can at `now`, so an alarm not after
+    /// `now` (a bug) would spin in place: it is put 1 ms later instead.
+    fn arm_client(&mut self, client: usize, now: Time) {
+        let slot = &mut self.clients[client];
+        if let Some(at) = slot.client.alarm() {
+            let at = if at <= now { now.plus_millis(1) } else { at };
+            if slot.scheduled != Some(at) {
+                slot.scheduled = Some(at);
+                self.scheduler.schedule(at, Event::ClientAlarm { client });
             }
         }
     }
@@ -442,7 +628,10 @@ impl ClusterWorld {
             return;
         }
         let wall_clock_ms = self.clock.wall_clock_ms(self.nodes[node].id, now);
-        let config = self.cluster.node_config(node as u32);
+        let mut config = self.cluster.node_config(node as u32);
+        if let Some(workload) = &self.topic_workload {
+            workload.apply(&mut config.replication);
+        }
         let slot = &mut self.nodes[node];
         match Node::start(&mut slot.env(now, wall_clock_ms, &mut self.faults), config) {
             Ok(core) => {
@@ -468,6 +657,7 @@ impl ClusterWorld {
     }
 
     fn power_off(&mut self, now: Time, node: usize, why: &str) {
+        self.power_losses[node].push(now);
         let report = self.nodes[node].power_off();
         let id = self.nodes[node].id;
         self.trace.event(self.sequence, now, &id, format_args!("power off ({why}): {report:?}"));
@@ -537,38 +727,85 @@ impl ClusterWorld {
             let core = slot.core.as_ref().filter(|_| slot.status == Status::Up)?;
             (core.quorum().role() == QuorumRole::Candidate).then_some(slot.id.0)
         });
-        while let Some(action) = self.script.due(now, leader.is_some(), candidate.is_some()) {
-            let resolve = |target: Target| match target {
-                Target::Leader => leader,
-                Target::Candidate => candidate,
-                Target::Node(node) => Some(node),
+        let partition = self.partition_zero();
+        let holds = |condition: Condition| match condition {
+            Condition::Always => true,
+            Condition::LeaderElected => leader.is_some(),
+            Condition::ElectionUnderWay => candidate.is_some(),
+            Condition::PartitionLed => partition.as_ref().is_some_and(|state| state.leader.is_some()),
+            Condition::IsrShrunk => {
+                partition.as_ref().is_some_and(|state| state.leader.is_some() && state.isr.len() == 1)
+            }
+        };
+        while let Some(action) = self.script.due(now, holds) {
+            let brokers: Vec<u32> =
+                (0..self.cluster.nodes()).filter(|node| self.cluster.is_broker(*node)).collect();
+            let resolve = |target: Target| -> Vec<u32> {
+                match target {
+                    Target::Leader => leader.into_iter().collect(),
+                    Target::Candidate => candidate.into_iter().collect(),
+                    Target::Node(node) => vec![node],
+                    Target::PartitionLeader => {
+                        partition.as_ref().and_then(|state| state.leader).into_iter().collect()
+                    }
+                    Target::PartitionFollowers => partition
+                        .as_ref()
+                        .map(|state| {
+                            state.replicas.iter().copied().filter(|r| Some(*r) != state.leader).collect()
+                        })
+                        .unwrap_or_default(),
+                    Target::AllBrokers => brokers.clone(),
+                }
             };
-            let fault = match action {
+            let faults: Vec<Fault> = match action {
                 Action::Crash { target, down_ms } => {
-                    resolve(target).map(|n| Fault::Crash { node: NodeId(n), down_ms })
+                    resolve(target).into_iter().map(|n| Fault::Crash { node: NodeId(n), down_ms }).collect()
                 }
-                Action::Shutdown { target, down_ms } => {
-                    resolve(target).map(|n| Fault::Shutdown { node: NodeId(n), down_ms })
-                }
-                Action::Pause { target, duration_ms } => {
-                    resolve(target).map(|n| Fault::Pause { node: NodeId(n), duration_ms })
-                }
-                Action::Isolate { target, duration_ms } => resolve(target).map(|n| Fault::Partition {
-                    partition: Partition::Isolate { node: NodeId(n) },
-                    duration_ms,
-                }),
+                Action::Shutdown { target, down_ms } => resolve(target)
+                    .into_iter()
+                    .map(|n| Fault::Shutdown { node: NodeId(n), down_ms })
+                    .collect(),
+                Action::Pause { target, duration_ms } => resolve(target)
+                    .into_iter()
+                    .map(|n| Fault::Pause { node: NodeId(n), duration_ms })
+                    .collect(),
+                Action::Isolate { target, duration_ms } => resolve(target)
+                    .into_iter()
+                    .map(|n| Fault::Partition {
+                        partition: Partition::Isolate { node: NodeId(n) },
+                        duration_ms,
+                    })
+                    .collect(),
             };
             let sequence = self.sequence;
-            match fault {
-                Some(fault) => {
-                    self.trace.event(sequence, now, &"script", format_args!("{action:?}"));
-                    self.inject(now, sequence, fault);
-                }
-                None => {
-                    self.trace.event(sequence, now, &"script", format_args!("{action:?}: no such node now"))
-                }
+            if faults.is_empty() {
+                self.trace.event(sequence, now, &"script", format_args!("{action:?}: no such node now"));
+            } else {
+                self.trace.event(sequence, now, &"script", format_args!("{action:?}"));
+            }
+            for fault in faults {
+                self.inject(now, sequence, fault);
             }
         }
+    }
+
+    /// Partition 0 of the workload's topic (or of the first topic) in the most advanced metadata
+    /// image a live node has applied.
+    fn partition_zero(&self) -> Option<seedlog_core::metadata::PartitionState> {
+        let image = self
+            .nodes
+            .iter()
+            .filter(|slot| slot.status == Status::Up)
+            .filter_map(|slot| slot.core.as_ref())
+            .map(|core| core.image())
+            .max_by_key(|image| image.end_offset)?;
+        let topic = match &self.topic_workload {
+            Some(workload) => {
+                image.topics_by_name.get(&workload.topic.name).and_then(|id| image.topics.get(id))
+            }
+            None => image.topics.values().next(),
+        }?;
+        topic.partitions.get(&0).cloned()
     }
 
     fn end_chaos(&mut self, now: Time, sequence: u64) {
@@ -597,6 +834,44 @@ impl ClusterWorld {
         for admin in 0..self.admins.len() {
             self.admins[admin].admin.stop();
         }
+        if self.topic_workload.is_some() {
+            self.trace.event(sequence, now, &"sim", format_args!("producers and consumers stop"));
+            for slot in &mut self.clients {
+                match &mut slot.client {
+                    Client::Producer(producer) => producer.stop(),
+                    Client::Consumer(consumer) if !consumer.is_final() => consumer.stop(),
+                    Client::Consumer(_) | Client::Creator(_) => {}
+                }
+            }
+            for client in 0..self.clients.len() {
+                self.poll_client(now, client);
+            }
+        }
+    }
+
+    /// Once the chaos is over and every producer is idle (acknowledged, failed or given up), the
+    /// final consumers start: whatever they find is all there will be.
+    fn start_final_reads(&mut self, now: Time) {
+        if !self.chaos_over || self.final_reads_started || self.topic_workload.is_none() {
+            return;
+        }
+        let producers_idle = self.clients.iter().all(|slot| match &slot.client {
+            Client::Producer(producer) => producer.is_idle(),
+            Client::Consumer(_) | Client::Creator(_) => true,
+        });
+        if !producers_idle {
+            return;
+        }
+        self.final_reads_started = true;
+        self.trace.event(self.sequence, now, &"sim", format_args!("final reads start"));
+        for client in 0..self.clients.len() {
+            if let Client::Consumer(consumer) = &mut self.clients[client].client {
+                if consumer.is_final() {
+                    consumer.start(now);
+                    self.poll_client(now, client);
+                }
+            }
+        }
     }
 
     // ---- checks ----
@@ -623,6 +898,7 @@ impl ClusterWorld {
         if !self.chaos_over || self.converged_at.is_some() {
             return;
         }
+        self.start_final_reads(now);
         if let Err(_why) = self.convergence() {
             return;
         }
@@ -634,6 +910,23 @@ impl ClusterWorld {
 
     /// `Ok` when the cluster has converged, else why not (for the liveness report).
     fn convergence(&self) -> Result<(), String> {
+        for slot in &self.clients {
+            match &slot.client {
+                Client::Creator(creator) if !creator.is_done() => {
+                    return Err("the topic was not created".into());
+                }
+                Client::Producer(producer) if !producer.is_idle() => {
+                    return Err(format!("producer {} still has records to deliver", producer.process));
+                }
+                Client::Consumer(consumer) if consumer.is_final() && !consumer.is_done() => {
+                    return Err(format!(
+                        "the final read of partition {} has not finished",
+                        consumer.partition
+                    ));
+                }
+                _ => {}
+            }
+        }
         if let Some(admin) = self.admins.iter().find(|slot| !slot.admin.is_idle()) {
             return Err(format!("admin {} still has a request outstanding", admin.admin.process));
         }
@@ -733,8 +1026,7 @@ impl ClusterWorld {
             (Some(_), _) => {
                 let leader = self.active_leader().expect("converged with a leader") as usize;
                 let image = self.nodes[leader].core.as_ref().expect("leader up").image().clone();
-                let ops: Vec<AdminOp> =
-                    self.admins.iter().flat_map(|slot| slot.admin.ops.iter().cloned()).collect();
+                let ops = self.admin_ops();
                 let duplicates = self.plan.options.net.duplicate_probability > 0.0;
                 for anomaly in check_admin_history(&ops, &image, duplicates) {
                     if damage {
@@ -761,23 +1053,150 @@ impl ClusterWorld {
                 }
             }
         }
-        let acknowledged = self
-            .admins
-            .iter()
-            .flat_map(|slot| slot.admin.ops.iter())
-            .filter(|op| op.outcome == AdminOutcome::Ok)
-            .count() as u64;
-        let verdict =
-            Verdict { ok: anomalies.is_empty(), anomalies, observations, acknowledged, confirmed: 0 };
+        let (acknowledged, confirmed) = if self.topic_workload.is_some() {
+            let liveness_required = liveness_required && !damage;
+            self.judge_history(end, liveness_required, &mut anomalies, &mut observations)
+        } else {
+            let acknowledged = self
+                .admins
+                .iter()
+                .flat_map(|slot| slot.admin.ops.iter())
+                .filter(|op| op.outcome == AdminOutcome::Ok)
+                .count() as u64;
+            (acknowledged, 0)
+        };
+        let verdict = Verdict { ok: anomalies.is_empty(), anomalies, observations, acknowledged, confirmed };
         Outcome {
             seed: self.plan.seed,
-            workload: crate::options::Workload::Controller,
+            workload: self.plan.options.workload(),
             trace_hash: format!("{:016x}", self.trace.hash()),
             events: self.trace.events(),
             sim_time_ms: self.scheduler.now().as_millis(),
             verdict,
-            history: Default::default(),
-            admin_ops: self.admins.iter().flat_map(|slot| slot.admin.ops.iter().cloned()).collect(),
+            admin_ops: self.admin_ops(),
+            history: std::mem::take(&mut self.history),
+            record: None,
+        }
+    }
+
+    /// Every admin operation: the admins' and the topic creator's.
+    fn admin_ops(&self) -> Vec<AdminOp> {
+        let creator = self.clients.iter().filter_map(|slot| match &slot.client {
+            Client::Creator(creator) => Some(creator.ops.iter().cloned()),
+            _ => None,
+        });
+        self.admins.iter().map(|slot| slot.admin.ops.iter().cloned()).chain(creator).flatten().collect()
+    }
+
+    /// The cluster workload's history against Kafka's guarantees (see [`crate::checker`]).
+    /// Returns the acknowledged `acks=all` records and how many the final reads confirmed.
+    fn judge_history(
+        &mut self,
+        end: Time,
+        liveness_required: bool,
+        anomalies: &mut Vec<Anomaly>,
+        observations: &mut Vec<Anomaly>,
+    ) -> (u64, u64) {
+        let workload = self.topic_workload.clone().expect("the cluster workload");
+        let partitions = workload.topic.partitions;
+        let mut final_reads_done = BTreeMap::new();
+        let mut final_read_reached = BTreeMap::new();
+        let mut corrupt_reads = Vec::new();
+        for slot in &mut self.clients {
+            if let Client::Consumer(consumer) = &mut slot.client {
+                corrupt_reads.append(&mut consumer.corrupt_reads);
+                if let Some(reached) = consumer.end_final_read(end, &mut self.history) {
+                    final_reads_done.insert(consumer.partition, consumer.is_done());
+                    final_read_reached.insert(consumer.partition, reached);
+                }
+            }
+        }
+        let replicas = self.replica_assignment(&workload.topic.name);
+        let ms = |time: &Time| time.as_nanos() as f64 / 1e6;
+        let mut excuses = crate::checker::Excuses {
+            unsafe_settings: super::options::unsafe_settings(&workload.topic),
+            flush_tag: match workload.topic.flush {
+                FlushPolicy::Always => None,
+                FlushPolicy::Interval { .. } => Some("flush-interval"),
+                FlushPolicy::Never => Some("flush-never"),
+            },
+            ..Default::default()
+        };
+        for partition in 0..partitions {
+            let nodes = replicas.get(&partition).cloned().unwrap_or_default();
+            let losses =
+                nodes.iter().map(|node| self.power_losses[*node as usize].iter().map(ms).collect()).collect();
+            excuses.power_losses.insert(partition, losses);
+            let damaged =
+                self.data_damage.iter().filter(|(node, _, _)| nodes.contains(node)).map(|(_, at, _)| ms(at));
+            if let Some(first) = damaged.reduce(f64::min) {
+                excuses.damaged_at.insert(partition, first);
+            }
+        }
+        let mut state_anomalies = Vec::new();
+        for read in corrupt_reads {
+            let kind = match excuses.damaged_at.get(&read.partition) {
+                Some(at) if *at <= read.time_ms => "corrupt-read-after-damage",
+                _ => "corrupt-read",
+            };
+            let anomaly = Anomaly::new(
+                kind,
+                format!("partition {} at offset {}: {}", read.partition, read.position, read.detail),
+            )
+            .at(read.partition, Some(read.position), read.time_ms);
+            if kind == "corrupt-read" {
+                state_anomalies.push(anomaly);
+            } else {
+                observations.push(anomaly);
+            }
+        }
+        let input = crate::checker::CheckInput {
+            history: &self.history,
+            client_anomalies: Vec::new(),
+            state_anomalies,
+            damaged_from: BTreeMap::new(),
+            log_start: BTreeMap::new(),
+            final_reads_done,
+            final_read_reached,
+            liveness_required,
+            excuses,
+            end_ms: ms(&end),
+        };
+        let verdict = crate::checker::check(&input);
+        anomalies.extend(verdict.anomalies);
+        observations.extend(verdict.observations);
+        (verdict.acknowledged, verdict.confirmed)
+    }
+
+    /// The replicas of each partition of `topic`, from the most advanced metadata image of any
+    /// node (a replica assignment never changes).
+    fn replica_assignment(&self, topic: &str) -> BTreeMap<u32, Vec<u32>> {
+        let image = self
+            .nodes
+            .iter()
+            .filter_map(|slot| slot.core.as_ref())
+            .map(|core| core.image())
+            .filter(|image| image.topics_by_name.contains_key(topic))
+            .max_by_key(|image| image.end_offset);
+        let Some(image) = image else { return BTreeMap::new() };
+        let id = image.topics_by_name[topic];
+        image.topics[&id]
+            .partitions
+            .iter()
+            .map(|(partition, state)| (*partition, state.replicas.clone()))
+            .collect()
+    }
+
+    /// Records durable damage (not a torn unsynced write) to any node's partition data.
+    fn note_data_damage(&mut self, now: Time) {
+        for (node, seen) in self.data_damage_seen.iter_mut().enumerate() {
+            let damage = self.nodes[node].disk.damage();
+            for item in &damage[*seen..] {
+                if !matches!(item.kind, DamageKind::Torn { .. }) && !item.path.starts_with("metadata/") {
+                    self.data_damage.push((node as u32, now, item.path.clone()));
+                }
+            }
+            *seen = damage.len();
         }
     }
 }
@@ -844,6 +1263,72 @@ pub fn check_admin_history(
         }
     }
     anomalies
+}
+
+/// The cluster workload's clients, from node `base` on: the topic creator, the producers, the
+/// consumers (consumer `i` reads partition `i % partitions`), then one final consumer per partition.
+/// The client's index is its process number in the history.
+fn topic_clients(
+    seed: u64,
+    cluster: &ClusterOptions,
+    workload: &TopicWorkloadOptions,
+    base: u32,
+    duplicates: bool,
+) -> Vec<ClientSlot> {
+    let brokers: Vec<NodeId> =
+        (0..cluster.nodes()).filter(|node| cluster.is_broker(*node)).map(NodeId).collect();
+    let mut clients =
+        vec![Client::Creator(Box::new(TopicCreator::new(0, NodeId(base), brokers.clone(), workload)))];
+    for settings in &workload.producers {
+        let process = clients.len() as u32;
+        let rng = rng::stream(seed, &format!("client/{process}"));
+        let producer = Producer::new(
+            process,
+            NodeId(base + process),
+            brokers.clone(),
+            workload,
+            settings.clone(),
+            rng,
+            duplicates,
+        );
+        clients.push(Client::Producer(Box::new(producer)));
+    }
+    let partitions = workload.topic.partitions;
+    let consumers = (0..workload.consumers).map(|index| (index % partitions, false));
+    for (partition, is_final) in consumers.chain((0..partitions).map(|partition| (partition, true))) {
+        let process = clients.len() as u32;
+        let consumer =
+            Consumer::new(process, NodeId(base + process), brokers.clone(), partition, workload, is_final);
+        clients.push(Client::Consumer(Box::new(consumer)));
+    }
+    assert_eq!(clients.len() as u32, crate::plan::topic_workload_clients(workload));
+    clients.into_iter().map(|client| ClientSlot { client, scheduled: None }).collect()
+}
+
+/// A message's trace line; the cluster workload's record payloads (produce batches, fetched
+/// records) as their length and hash: formatting megabytes of bytes per message made the cluster
+/// workload run at a few thousand events per second. (The controller workload keeps its full
+/// lines, so its trace hashes stay as they were.)
+fn summarize_client(message: &NodeMessage) -> Option<String> {
+    let bytes = |b: &[u8]| format!("{}B #{:016x}", b.len(), rng::fnv1a64(b));
+    match message {
+        NodeMessage::Client { correlation_id, request: ClientRequest::Produce { topic, partition, acks, timeout_ms, batch } } => {
+            Some(format!(
+                "client #{correlation_id}: produce {topic}-{partition} acks {acks:?} timeout {timeout_ms}ms batch {}",
+                bytes(batch)
+            ))
+        }
+        NodeMessage::ClientResponse { correlation_id, response: ClientResponse::Fetch(fetch) } => Some(format!(
+            "client #{correlation_id}: fetch answer {:?} hw {} log start {} diverging {:?} leader {:?} records {}",
+            fetch.error,
+            fetch.high_watermark,
+            fetch.log_start_offset,
+            fetch.diverging_epoch,
+            fetch.current_leader,
+            bytes(&fetch.records)
+        )),
+        _ => None,
+    }
 }
 
 fn summarize(message: &NodeMessage) -> String {

@@ -39,7 +39,10 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::env::{Env, Plant, Storage, StorageError};
-use crate::record::{batch_crc, decode_records, set_base_offset, validate_batch, BatchError, BatchHeader};
+use crate::record::{
+    batch_crc, decode_records, set_base_offset, set_partition_leader_epoch, validate_batch, BatchError,
+    BatchHeader,
+};
 
 mod recovery;
 mod scan;
@@ -61,6 +64,21 @@ pub const PENDING_SYNCS_MAX: usize = 4096;
 /// every segment's. Unwritten entries cost nothing to lose: the index files are trusted only after
 /// a clean close and rebuilt by scanning otherwise.
 const INDEX_WRITE_ENTRIES: usize = 128;
+
+/// How many bytes [`PartitionLog::batch_headers`] reads at a time: a bound on the memory a header
+/// scan holds besides the headers themselves (a larger batch is read alone, as reads serve one).
+const BATCH_HEADERS_READ_BYTES: usize = 64 * 1024;
+
+/// What an append assigns to a batch before storing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Assign {
+    /// A client's batch: the log assigns its offsets; its partition leader epoch stays as sent.
+    Offsets,
+    /// The leader's: its offsets and its partition leader epoch.
+    OffsetsAndLeaderEpoch(i32),
+    /// A follower's: the leader assigned everything; its base offset must be the log end.
+    Nothing,
+}
 
 /// Configuration of one partition's log, with Kafka's names.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -275,86 +293,75 @@ impl PartitionLog {
     }
 
     /// Appends one v2 batch as a client sent it: validates it whole (magic, CRC, records), assigns
-    /// it the next offsets and writes it to the active segment, rolling first if due. O(1).
+    /// it the next offsets and writes it to the active segment, rolling first if due. The partition
+    /// leader epoch stays as sent. O(1).
     pub fn append(&mut self, env: &mut Env<'_>, batch: &[u8]) -> Result<AppendInfo, LogError> {
-        self.assert_open();
-        let size_bytes = batch.len() as u64;
-        if size_bytes > self.config.max_batch_bytes {
-            return Err(LogError::BatchTooLarge { size: size_bytes, max: self.config.max_batch_bytes });
-        }
-        let header = validate_batch(batch).map_err(LogError::InvalidBatch)?;
-        if header.size_bytes() != batch.len() {
-            return Err(LogError::InvalidBatch(BatchError::InvalidRecords("bytes after the batch")));
-        }
-        let rolled = self.should_roll(env, &header);
-        if rolled {
-            self.roll_segment(env)?;
-        }
-
-        let base_offset = self.log_end_offset();
-        // The base offset is outside the CRC: only those 8 bytes change, and the header validated
-        // above describes the stored batch but for them.
-        let stored = &mut self.batch_buffer.0;
-        stored.clear();
-        stored.extend_from_slice(batch);
-        set_base_offset(stored, base_offset);
-        let stored_header = BatchHeader { base_offset, ..header };
-        debug_assert_eq!(BatchHeader::parse(stored), Ok(stored_header));
-        debug_assert_eq!(batch_crc(stored), stored_header.crc, "the base offset is outside the CRC");
-
-        let (&active_base, active) = self.segments.iter_mut().next_back().expect("a log has a segment");
-        let path = log_path(&self.dir, active_base);
-        let position = active.size_bytes;
-        // Write first, account after: a failed write leaves the log as it was.
-        if let Err(error) = env.storage.write_at(&path, position, stored) {
-            let _best_effort = env.storage.truncate(&path, position);
-            return Err(LogError::Storage(error));
-        }
-        active.record_batch(&stored_header, self.config.index_interval_bytes);
-        assert_eq!(active.size_bytes, position + size_bytes);
-        assert_eq!(active.next_offset, stored_header.last_offset() + 1);
-        if active.unwritten_offset_entries() >= INDEX_WRITE_ENTRIES
-            && write_index_entries(env.storage, &self.dir, active)
-        {
-            self.unsynced_indexes.insert(active_base);
-        }
-        self.size_bytes += size_bytes;
-        self.unsynced_segments.insert(active_base);
-        self.check_invariants();
-        Ok(AppendInfo {
-            base_offset,
-            last_offset: stored_header.last_offset(),
-            max_timestamp: stored_header.max_timestamp,
-            rolled,
-        })
+        self.append_batch(env, batch, Assign::Offsets)
     }
 
     /// Appends one batch as the partition leader: like [`PartitionLog::append`], and stamps the
-    /// batch's partition leader epoch (outside the CRC) with `leader_epoch`.
+    /// batch's partition leader epoch (outside the CRC) with `leader_epoch`, which MUST NOT be
+    /// negative (a negative epoch is Kafka's "no leader stamped this").
     pub fn append_as_leader(
         &mut self,
         env: &mut Env<'_>,
         batch: &[u8],
         leader_epoch: i32,
     ) -> Result<AppendInfo, LogError> {
-        let _ = (env, batch, leader_epoch);
-        todo!("log: append_as_leader")
+        assert!(leader_epoch >= 0, "a leader epoch is never negative, got {leader_epoch}");
+        self.append_batch(env, batch, Assign::OffsetsAndLeaderEpoch(leader_epoch))
     }
 
     /// Appends one batch a follower fetched from its leader, as it is: its offsets and leader
-    /// epoch were assigned by the leader. Validated whole (magic, CRC, records); its base offset
-    /// must be this log's end ([`LogError::OffsetOutOfRange`] otherwise). O(1).
+    /// epoch were assigned by the leader, and not one byte changes. Validated whole (magic, CRC,
+    /// records, size); its base offset must be this log's end ([`LogError::OffsetOutOfRange`]
+    /// otherwise: a gap or an overlap). O(1).
     pub fn append_replicated(&mut self, env: &mut Env<'_>, batch: &[u8]) -> Result<AppendInfo, LogError> {
-        let _ = (env, batch);
-        todo!("log: append_replicated")
+        self.append_batch(env, batch, Assign::Nothing)
     }
 
     /// The headers of the stored batches from the one holding `from` up to the log end, in order
-    /// (for rebuilding the leader-epoch cache). Reads only what it must; a corrupt batch is
-    /// [`LogError::Corrupt`].
+    /// (for rebuilding the leader-epoch cache). Reads through [`PartitionLog::read`], a bounded
+    /// number of bytes at a time, so every batch is CRC-checked as a read checks it; a corrupt
+    /// batch is [`LogError::Corrupt`], `from` outside the log [`LogError::OffsetOutOfRange`]. At
+    /// `log_end_offset` the list is empty. Holds only the headers, never the whole log, in memory.
     pub fn batch_headers(&self, env: &mut Env<'_>, from: i64) -> Result<Vec<BatchHeader>, LogError> {
-        let _ = (env, from);
-        todo!("log: batch_headers")
+        self.check_range(from)?;
+        let end = self.log_end_offset();
+        let mut headers: Vec<BatchHeader> = Vec::new();
+        let mut offset = from;
+        while offset < end {
+            // `read` serves whole batches that passed their CRC, at least one below the log end,
+            // or an error (corruption where this read starts is `Corrupt` with its position).
+            let read = self.read(env, offset, BATCH_HEADERS_READ_BYTES)?;
+            let before = headers.len();
+            let mut position = 0;
+            while position < read.bytes.len() {
+                let header = BatchHeader::parse(&read.bytes[position..])
+                    .map_err(|error| disagree(format!("a read at {offset} served a bad batch: {error}")))?;
+                let follows = match headers.last() {
+                    Some(last) => header.base_offset == last.last_offset() + 1,
+                    None => header.base_offset <= from && from <= header.last_offset(),
+                };
+                if !follows || header.last_offset_delta < 0 {
+                    return Err(disagree(format!(
+                        "a read at {offset} served a batch at {} out of order",
+                        header.base_offset
+                    )));
+                }
+                position += header.size_bytes();
+                headers.push(header);
+            }
+            // Anything else would loop forever or skip offsets.
+            if headers.len() == before || position != read.bytes.len() {
+                return Err(disagree(format!("a read at {offset} below the log end served no whole batch")));
+            }
+            offset = headers.last().map_or(end, |last| last.last_offset() + 1);
+        }
+        if offset != end {
+            return Err(disagree(format!("batches end at offset {offset}, the log end is {end}")));
+        }
+        Ok(headers)
     }
 
     /// Whole batches from the one holding `offset`: as many as fit in `max_bytes`, but always at
@@ -768,6 +775,12 @@ impl PartitionLog {
         self.segments.keys().copied().collect()
     }
 
+    /// Each segment's base offset and the path of its `.log` file, oldest first (for checkers that
+    /// read the files as they are).
+    pub fn segment_files(&self) -> Vec<(i64, String)> {
+        self.segments.keys().map(|base| (*base, log_path(&self.dir, *base))).collect()
+    }
+
     pub fn dir(&self) -> &str {
         &self.dir
     }
@@ -777,6 +790,82 @@ impl PartitionLog {
     }
 
     // ---- internals ----
+
+    /// The one append path: validate, check or assign offsets, roll if due, then write first and
+    /// account after (a failed write leaves the log as it was).
+    fn append_batch(
+        &mut self,
+        env: &mut Env<'_>,
+        batch: &[u8],
+        assign: Assign,
+    ) -> Result<AppendInfo, LogError> {
+        self.assert_open();
+        let size_bytes = batch.len() as u64;
+        if size_bytes > self.config.max_batch_bytes {
+            return Err(LogError::BatchTooLarge { size: size_bytes, max: self.config.max_batch_bytes });
+        }
+        let header = validate_batch(batch).map_err(LogError::InvalidBatch)?;
+        if header.size_bytes() != batch.len() {
+            return Err(LogError::InvalidBatch(BatchError::InvalidRecords("bytes after the batch")));
+        }
+        let base_offset = self.log_end_offset();
+        if assign == Assign::Nothing && header.base_offset != base_offset {
+            // Checked before a roll: a refused batch changes nothing.
+            return Err(self.out_of_range(header.base_offset));
+        }
+        let rolled = self.should_roll(env, &header);
+        if rolled {
+            self.roll_segment(env)?;
+        }
+        assert_eq!(self.log_end_offset(), base_offset, "a roll starts the new segment at the log end");
+
+        // The base offset and the partition leader epoch are outside the CRC: only those bytes may
+        // change, and the header validated above describes the stored batch but for them.
+        let (stored, stored_header): (&[u8], BatchHeader) = match assign {
+            Assign::Nothing => (batch, header),
+            Assign::Offsets | Assign::OffsetsAndLeaderEpoch(_) => {
+                let buffer = &mut self.batch_buffer.0;
+                buffer.clear();
+                buffer.extend_from_slice(batch);
+                set_base_offset(buffer, base_offset);
+                let mut stored_header = BatchHeader { base_offset, ..header };
+                if let Assign::OffsetsAndLeaderEpoch(leader_epoch) = assign {
+                    set_partition_leader_epoch(buffer, leader_epoch);
+                    stored_header.partition_leader_epoch = leader_epoch;
+                }
+                (buffer, stored_header)
+            }
+        };
+        assert_eq!(stored_header.base_offset, base_offset);
+        debug_assert_eq!(BatchHeader::parse(stored), Ok(stored_header));
+        debug_assert_eq!(batch_crc(stored), stored_header.crc, "only bytes outside the CRC changed");
+
+        let (&active_base, active) = self.segments.iter_mut().next_back().expect("a log has a segment");
+        let path = log_path(&self.dir, active_base);
+        let position = active.size_bytes;
+        // Write first, account after: a failed write leaves the log as it was.
+        if let Err(error) = env.storage.write_at(&path, position, stored) {
+            let _best_effort = env.storage.truncate(&path, position);
+            return Err(LogError::Storage(error));
+        }
+        active.record_batch(&stored_header, self.config.index_interval_bytes);
+        assert_eq!(active.size_bytes, position + size_bytes);
+        assert_eq!(active.next_offset, stored_header.last_offset() + 1);
+        if active.unwritten_offset_entries() >= INDEX_WRITE_ENTRIES
+            && write_index_entries(env.storage, &self.dir, active)
+        {
+            self.unsynced_indexes.insert(active_base);
+        }
+        self.size_bytes += size_bytes;
+        self.unsynced_segments.insert(active_base);
+        self.check_invariants();
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: stored_header.last_offset(),
+            max_timestamp: stored_header.max_timestamp,
+            rolled,
+        })
+    }
 
     fn active(&self) -> &Segment {
         self.segments.values().next_back().expect("a log has a segment")

@@ -349,6 +349,186 @@ fn index_entries_reach_their_files_in_runs_at_rolls_and_at_a_clean_close() {
     log.verify(&mut world.env()).unwrap();
 }
 
+// ---- leader and follower appends, batch headers ----
+
+/// Every stored batch of `log`, whole, as one read returns them.
+fn stored_batches(world: &mut World, log: &PartitionLog) -> Vec<Vec<u8>> {
+    let read = log.read(&mut world.env(), log.log_start_offset(), 1 << 30).unwrap();
+    crate::record::Batches::new(&read.bytes)
+        .map(|batch| batch.expect("reads serve valid batches").1.to_vec())
+        .collect()
+}
+
+#[test]
+fn append_as_leader_stamps_the_epoch_and_the_crc_still_validates() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&small_config());
+    let sent = batch(0, 3, 500);
+    assert_eq!(BatchHeader::parse(&sent).unwrap().partition_leader_epoch, -1, "producers send no epoch");
+    let info = log.append_as_leader(&mut world.env(), &sent, 7).unwrap();
+    assert_eq!((info.base_offset, info.last_offset, info.max_timestamp, info.rolled), (0, 2, 502, false));
+    let info = log.append_as_leader(&mut world.env(), &batch(1, 2, 600), 9).unwrap();
+    assert_eq!(info.base_offset, 3);
+    // A plain append leaves the epoch as the client sent it.
+    log.append(&mut world.env(), &batch(2, 1, 700)).unwrap();
+
+    let stored = stored_batches(&mut world, &log);
+    let headers: Vec<BatchHeader> = stored.iter().map(|bytes| validate_batch(bytes).unwrap()).collect();
+    let epochs: Vec<(i64, i32)> = headers.iter().map(|h| (h.base_offset, h.partition_leader_epoch)).collect();
+    assert_eq!(epochs, vec![(0, 7), (3, 9), (5, -1)]);
+    // Only the base offset and the epoch differ from what was sent; the CRC is the sender's.
+    let mut expected = sent.clone();
+    set_base_offset(&mut expected, 0);
+    set_partition_leader_epoch(&mut expected, 7);
+    assert_eq!(stored[0], expected);
+    assert_eq!(headers[0].crc, BatchHeader::parse(&sent).unwrap().crc);
+    log.verify(&mut world.env()).unwrap();
+
+    // An unclean reopen scans every batch, CRC included: the stamped batches pass.
+    drop(log);
+    let (log, report) = world.open(&small_config());
+    assert!(!report.clean_shutdown);
+    assert_eq!(log.log_end_offset(), 6);
+    assert_eq!(stored_batches(&mut world, &log), stored);
+}
+
+#[test]
+#[should_panic(expected = "never negative")]
+fn append_as_leader_with_a_negative_epoch_is_a_caller_bug() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&small_config());
+    let _ = log.append_as_leader(&mut world.env(), &batch(0, 1, 0), -1);
+}
+
+#[test]
+fn append_replicated_keeps_the_leaders_bytes_exactly_across_rolls() {
+    let mut world = World::new();
+    let config = small_config();
+    let (mut leader, _) = world.open(&config);
+    for tag in 0..60u32 {
+        let epoch = 3 + (tag / 20) as i32;
+        leader.append_as_leader(&mut world.env(), &batch(tag, 1 + (tag % 3) as usize, 1000), epoch).unwrap();
+    }
+    assert!(leader.segment_count() > 2);
+    let (mut follower, _) = PartitionLog::open(&mut world.env(), "follower-0", config.clone()).unwrap();
+    for fetched in stored_batches(&mut world, &leader) {
+        let header = BatchHeader::parse(&fetched).unwrap();
+        let info = follower.append_replicated(&mut world.env(), &fetched).unwrap();
+        assert_eq!((info.base_offset, info.last_offset), (header.base_offset, header.last_offset()));
+    }
+    follower.verify(&mut world.env()).unwrap();
+    assert_eq!(follower.log_end_offset(), leader.log_end_offset());
+    assert_eq!(follower.segment_base_offsets(), leader.segment_base_offsets(), "the same rolls");
+    assert_eq!(stored_batches(&mut world, &follower), stored_batches(&mut world, &leader));
+    for base_offset in leader.segment_base_offsets() {
+        let leader_file = world.storage.files[&log_path(DIR, base_offset)].clone();
+        assert_eq!(world.storage.files[&log_path("follower-0", base_offset)], leader_file);
+    }
+}
+
+#[test]
+fn append_replicated_refuses_a_gap_an_overlap_and_bad_bytes_and_changes_nothing() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&small_config());
+    let mut next = batch(0, 2, 10);
+    set_partition_leader_epoch(&mut next, 4);
+    log.append_replicated(&mut world.env(), &next).unwrap();
+    assert_eq!(log.log_end_offset(), 2);
+    let files_before = world.storage.files.clone();
+
+    for (base_offset, what) in [(3, "a gap"), (1, "an overlap"), (0, "a duplicate")] {
+        let mut bytes = batch(1, 1, 20);
+        set_base_offset(&mut bytes, base_offset);
+        assert_eq!(
+            log.append_replicated(&mut world.env(), &bytes),
+            Err(LogError::OffsetOutOfRange { offset: base_offset, log_start_offset: 0, log_end_offset: 2 }),
+            "{what}"
+        );
+    }
+    let mut good = batch(1, 1, 20);
+    set_base_offset(&mut good, 2);
+    let mut bad_crc = good.clone();
+    let last = bad_crc.len() - 1;
+    bad_crc[last] ^= 0x01;
+    assert!(matches!(
+        log.append_replicated(&mut world.env(), &bad_crc),
+        Err(LogError::InvalidBatch(BatchError::CrcMismatch { .. }))
+    ));
+    let mut trailing = good.clone();
+    trailing.push(0);
+    assert!(matches!(log.append_replicated(&mut world.env(), &trailing), Err(LogError::InvalidBatch(_))));
+    assert!(matches!(log.append_replicated(&mut world.env(), &good[..40]), Err(LogError::InvalidBatch(_))));
+    let mut bad_magic = good.clone();
+    bad_magic[16] = 1;
+    assert_eq!(
+        log.append_replicated(&mut world.env(), &bad_magic),
+        Err(LogError::InvalidBatch(BatchError::UnsupportedMagic(1)))
+    );
+    let mut huge = batch(2, 400, 10);
+    set_base_offset(&mut huge, 2);
+    assert!(matches!(log.append_replicated(&mut world.env(), &huge), Err(LogError::BatchTooLarge { .. })));
+
+    assert_eq!(world.storage.files, files_before, "a refused batch changes no byte");
+    assert_eq!((log.log_end_offset(), log.size_bytes()), (2, next.len() as u64));
+    log.append_replicated(&mut world.env(), &good).unwrap();
+    assert_eq!(log.log_end_offset(), 3);
+    log.verify(&mut world.env()).unwrap();
+}
+
+#[test]
+fn batch_headers_list_every_batch_from_the_one_holding_the_offset_to_the_end() {
+    let mut world = World::new();
+    let config = LogConfig { retention_bytes: Some(20_000), ..small_config() };
+    let (mut log, _) = world.open(&config);
+    // Enough bytes that a scan takes several bounded reads, across many segments.
+    for tag in 0..1600u32 {
+        let epoch = (tag / 200) as i32;
+        log.append_as_leader(&mut world.env(), &batch(tag, 1 + (tag % 3) as usize, 1000), epoch).unwrap();
+    }
+    assert!(log.size_bytes() > 2 * BATCH_HEADERS_READ_BYTES as u64);
+    let expected: Vec<BatchHeader> =
+        stored_batches(&mut world, &log).iter().map(|bytes| BatchHeader::parse(bytes).unwrap()).collect();
+    assert_eq!(log.batch_headers(&mut world.env(), 0).unwrap(), expected);
+
+    // From inside a batch: that batch first.
+    let inside = expected.iter().position(|header| header.last_offset_delta > 0).unwrap();
+    let from = expected[inside].base_offset + 1;
+    assert_eq!(log.batch_headers(&mut world.env(), from).unwrap(), expected[inside..]);
+    let end = log.log_end_offset();
+    assert_eq!(log.batch_headers(&mut world.env(), end).unwrap(), Vec::new());
+    assert!(matches!(log.batch_headers(&mut world.env(), end + 1), Err(LogError::OffsetOutOfRange { .. })));
+
+    // After retention the scan starts at the new log start; below it is out of range.
+    sync_all(&mut log);
+    log.apply_retention(&mut world.env()).unwrap();
+    let start = log.log_start_offset();
+    assert!(start > 0);
+    let kept: Vec<BatchHeader> =
+        expected.iter().copied().filter(|header| header.base_offset >= start).collect();
+    assert_eq!(log.batch_headers(&mut world.env(), start).unwrap(), kept);
+    assert!(matches!(log.batch_headers(&mut world.env(), 0), Err(LogError::OffsetOutOfRange { .. })));
+}
+
+#[test]
+fn batch_headers_report_a_corrupt_batch_anywhere_in_the_scan() {
+    let mut world = World::new();
+    let (mut log, _) = world.open(&small_config());
+    fill(&mut world, &mut log, 60);
+    let bases = log.segment_base_offsets();
+    assert!(bases.len() > 2);
+    // Damage a record byte (inside the CRC) of the third segment's first batch.
+    let path = log_path(DIR, bases[2]);
+    world.file(&path)[BATCH_HEADER_BYTES + 2] ^= 0x40;
+    let error = log.batch_headers(&mut world.env(), 0).map(|_| ()).expect_err("the damage is seen");
+    assert!(
+        matches!(error, LogError::Corrupt { segment_base_offset, .. } if segment_base_offset == bases[2]),
+        "{error:?}"
+    );
+    // Before the damage the headers are still there to read.
+    let read = log.read(&mut world.env(), bases[1], 1).unwrap();
+    assert!(!read.bytes.is_empty());
+}
+
 // ---- timestamps ----
 
 #[test]

@@ -29,6 +29,13 @@
 //!   `INVALID_REPLICATION_FACTOR`; an `unclean.leader.election.enable` that is not `true`/`false` →
 //!   `INVALID_REQUEST`. Otherwise `Topic` and one `Partition` per partition (see `placement`).
 //! - **DeleteTopic**: unknown name → `UNKNOWN_TOPIC_OR_PARTITION`; otherwise `RemoveTopic`.
+//! - **CreatePartitions**: unknown name → `UNKNOWN_TOPIC_OR_PARTITION`; a count not above the
+//!   current one, or above [`PARTITIONS_MAX`] → `INVALID_PARTITIONS`; fewer eligible brokers than
+//!   the topic's replication factor → `INVALID_REPLICATION_FACTOR`. Otherwise one `Partition` per
+//!   new partition, placed as for a new topic.
+//! - **AlterConfigs**: unknown name → `UNKNOWN_TOPIC_OR_PARTITION`; a key outside
+//!   `protocol::topic_config::ALL` or a value not of the key's type → `INVALID_CONFIG`. Otherwise
+//!   a `TopicConfig` with the new overrides (nothing when they do not change).
 //! - **AlterPartition** (a leader changing its ISR), checked in this order: proposer not registered
 //!   with that epoch → `STALE_BROKER_EPOCH`; unknown partition → `UNKNOWN_TOPIC_OR_PARTITION`; an
 //!   older leader epoch → `FENCED_LEADER_EPOCH` (a newer one → `NOT_CONTROLLER`: this controller is
@@ -95,6 +102,19 @@ pub enum ControllerRequest {
     DeleteTopic {
         name: String,
     },
+    /// Grow a topic to `count` partitions (Kafka's CreatePartitions: a count, not an increment).
+    CreatePartitions {
+        name: String,
+        count: u32,
+    },
+    /// Change a topic's configs. `incremental` (IncrementalAlterConfigs): `Some` sets a key,
+    /// `None` deletes it, keys not named keep their values. Not incremental (AlterConfigs): the
+    /// `Some` entries become the whole set of overrides.
+    AlterConfigs {
+        name: String,
+        configs: BTreeMap<String, Option<String>>,
+        incremental: bool,
+    },
 }
 
 impl ControllerRequest {
@@ -106,6 +126,8 @@ impl ControllerRequest {
             ControllerRequest::AlterPartition { .. } => ControllerResponse::AlterPartition(Err(error)),
             ControllerRequest::CreateTopic { .. } => ControllerResponse::CreateTopic(Err(error)),
             ControllerRequest::DeleteTopic { .. } => ControllerResponse::DeleteTopic(Err(error)),
+            ControllerRequest::CreatePartitions { .. } => ControllerResponse::CreatePartitions(Err(error)),
+            ControllerRequest::AlterConfigs { .. } => ControllerResponse::AlterConfigs(Err(error)),
         }
     }
 }
@@ -117,6 +139,23 @@ pub enum ControllerResponse {
     AlterPartition(Result<PartitionState, ErrorCode>),
     CreateTopic(Result<TopicId, ErrorCode>),
     DeleteTopic(Result<TopicId, ErrorCode>),
+    CreatePartitions(Result<TopicId, ErrorCode>),
+    AlterConfigs(Result<(), ErrorCode>),
+}
+
+impl ControllerResponse {
+    /// The answer of the same kind carrying `error`.
+    pub fn with_error(&self, error: ErrorCode) -> ControllerResponse {
+        match self {
+            ControllerResponse::RegisterBroker(_) => ControllerResponse::RegisterBroker(Err(error)),
+            ControllerResponse::Heartbeat(_) => ControllerResponse::Heartbeat(Err(error)),
+            ControllerResponse::AlterPartition(_) => ControllerResponse::AlterPartition(Err(error)),
+            ControllerResponse::CreateTopic(_) => ControllerResponse::CreateTopic(Err(error)),
+            ControllerResponse::DeleteTopic(_) => ControllerResponse::DeleteTopic(Err(error)),
+            ControllerResponse::CreatePartitions(_) => ControllerResponse::CreatePartitions(Err(error)),
+            ControllerResponse::AlterConfigs(_) => ControllerResponse::AlterConfigs(Err(error)),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -252,6 +291,12 @@ impl Controller {
                         Ok(topic_id)
                     }
                 })
+            }
+            ControllerRequest::CreatePartitions { name, count } => {
+                ControllerResponse::CreatePartitions(create_partitions(&mut changes, rng, name, *count))
+            }
+            ControllerRequest::AlterConfigs { name, configs, incremental } => {
+                ControllerResponse::AlterConfigs(alter_configs(&mut changes, name, configs, *incremental))
             }
         };
         Decision { records: changes.records, response: Some(response) }
@@ -592,14 +637,33 @@ fn create_topic(
             return Err(ErrorCode::InvalidRequest);
         }
     }
-    let eligible: Vec<BrokerId> =
-        image.brokers.keys().copied().filter(|broker| image.is_eligible(*broker)).collect();
-    let Some(assignment) = assign_replicas(&eligible, partitions, replication_factor, rng) else {
-        return Err(ErrorCode::InvalidReplicationFactor);
-    };
+    let assignment = place_partitions(image, partitions, replication_factor, rng)?;
     let topic_id = draw_topic_id(image, rng);
     changes.push(MetadataRecord::Topic { name: name.to_string(), topic_id, configs: configs.clone() });
-    for (partition, replicas) in (0..partitions).zip(assignment) {
+    push_new_partitions(changes, topic_id, 0, assignment);
+    Ok(topic_id)
+}
+
+/// Replicas for `partitions` new partitions over the eligible brokers (Kafka's placement).
+fn place_partitions(
+    image: &MetadataImage,
+    partitions: u32,
+    replication_factor: u16,
+    rng: &mut dyn RngCore,
+) -> Result<Vec<Vec<BrokerId>>, ErrorCode> {
+    let eligible: Vec<BrokerId> =
+        image.brokers.keys().copied().filter(|broker| image.is_eligible(*broker)).collect();
+    assign_replicas(&eligible, partitions, replication_factor, rng).ok_or(ErrorCode::InvalidReplicationFactor)
+}
+
+/// Records new partitions numbered from `first`: ISR = replicas, the first replica leads, epochs 0.
+fn push_new_partitions(
+    changes: &mut Changes<'_>,
+    topic_id: TopicId,
+    first: u32,
+    assignment: Vec<Vec<BrokerId>>,
+) {
+    for (partition, replicas) in (first..).zip(assignment) {
         changes.push(MetadataRecord::Partition {
             topic_id,
             partition,
@@ -610,7 +674,87 @@ fn create_topic(
             partition_epoch: 0,
         });
     }
+}
+
+/// Adds partitions `current..count` to an existing topic, each with as many replicas as the
+/// topic's first partition, placed like a new topic's.
+fn create_partitions(
+    changes: &mut Changes<'_>,
+    rng: &mut dyn RngCore,
+    name: &str,
+    count: u32,
+) -> Result<TopicId, ErrorCode> {
+    let image = changes.image();
+    let Some(topic_id) = image.topics_by_name.get(name).copied() else {
+        return Err(ErrorCode::UnknownTopicOrPartition);
+    };
+    let Some(topic) = image.topics.get(&topic_id) else {
+        return Err(ErrorCode::UnknownTopicOrPartition);
+    };
+    let current = topic.partitions.len() as u32;
+    if count <= current || count > PARTITIONS_MAX {
+        return Err(ErrorCode::InvalidPartitions);
+    }
+    let replication_factor = topic.partitions.values().next().map_or(1, |state| state.replicas.len()) as u16;
+    let assignment = place_partitions(image, count - current, replication_factor, rng)?;
+    push_new_partitions(changes, topic_id, current, assignment);
     Ok(topic_id)
+}
+
+/// Validates the change (every key one of `topic_config::ALL`, every value of its type) and
+/// writes the topic's new overrides as one `TopicConfig` record, or nothing if they are unchanged.
+fn alter_configs(
+    changes: &mut Changes<'_>,
+    name: &str,
+    configs: &BTreeMap<String, Option<String>>,
+    incremental: bool,
+) -> Result<(), ErrorCode> {
+    let image = changes.image();
+    let Some(topic_id) = image.topics_by_name.get(name).copied() else {
+        return Err(ErrorCode::UnknownTopicOrPartition);
+    };
+    let Some(topic) = image.topics.get(&topic_id) else {
+        return Err(ErrorCode::UnknownTopicOrPartition);
+    };
+    for (key, value) in configs {
+        if !is_valid_topic_config(key, value.as_deref()) {
+            return Err(ErrorCode::InvalidConfig);
+        }
+    }
+    let mut updated = if incremental { topic.configs.clone() } else { BTreeMap::new() };
+    for (key, value) in configs {
+        match value {
+            Some(value) => updated.insert(key.clone(), value.clone()),
+            None => updated.remove(key),
+        };
+    }
+    if updated != topic.configs {
+        changes.push(MetadataRecord::TopicConfig { topic_id, configs: updated });
+    }
+    Ok(())
+}
+
+/// Whether `key` is a topic config Seedlog accepts and `value` (`None`: delete) has its type.
+pub fn is_valid_topic_config(key: &str, value: Option<&str>) -> bool {
+    use crate::protocol::topic_config as names;
+    if !names::ALL.contains(&key) {
+        return false;
+    }
+    let Some(value) = value else { return true };
+    let long = |minimum: i64| value.parse::<i64>().is_ok_and(|number| number >= minimum);
+    let int = |minimum: i64| value.parse::<i32>().is_ok_and(|number| i64::from(number) >= minimum);
+    match key {
+        names::MIN_INSYNC_REPLICAS => int(1),
+        names::UNCLEAN_LEADER_ELECTION => {
+            value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false")
+        }
+        names::FLUSH_POLICY => matches!(value, "always" | "interval" | "never"),
+        names::FLUSH_MS => long(0),
+        names::RETENTION_MS | names::RETENTION_BYTES => long(-1),
+        names::SEGMENT_BYTES => int(14),
+        names::MAX_MESSAGE_BYTES => int(0),
+        _ => false,
+    }
 }
 
 /// A fresh, non-zero topic id. 128 random bits collide with nothing in practice; the loop is

@@ -190,6 +190,12 @@ impl MetadataImage {
                     *state = next;
                 }
             }
+            MetadataRecord::TopicConfig { topic_id, configs } => {
+                let Some(topic) = self.topics.get_mut(topic_id) else {
+                    return fail(format!("configs of unknown topic {topic_id}"));
+                };
+                topic.configs = configs.clone();
+            }
             MetadataRecord::RemoveTopic { topic_id } => {
                 let Some(topic) = self.topics.remove(topic_id) else {
                     return fail(format!("removal of unknown topic {topic_id}"));

@@ -117,6 +117,8 @@ pub enum MetadataRecord {
         leader_epoch: i32,
         partition_epoch: i32,
     },
+    /// The topic's config overrides are now exactly `configs` (the topic must exist).
+    TopicConfig { topic_id: TopicId, configs: BTreeMap<String, String> },
     /// The topic and every one of its partitions are gone.
     RemoveTopic { topic_id: TopicId },
 }

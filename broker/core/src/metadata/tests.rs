@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
-use super::controller::{is_legal_topic_name, UNCLEAN_LEADER_ELECTION};
+use super::controller::{is_legal_topic_name, PARTITIONS_MAX, UNCLEAN_LEADER_ELECTION};
 use super::placement::assign_replicas;
 use super::*;
 use crate::env::Time;
@@ -101,6 +101,10 @@ fn records_round_trip_and_garbage_is_an_error() {
             configs: BTreeMap::from([("k".to_string(), "v".to_string())]),
         },
         change(None, vec![2], 1, 1),
+        MetadataRecord::TopicConfig {
+            topic_id: id(7),
+            configs: BTreeMap::from([("retention.ms".to_string(), "1".to_string())]),
+        },
         MetadataRecord::RemoveTopic { topic_id: id(7) },
     ];
     for record in records {
@@ -600,6 +604,75 @@ fn delete_topic_removes_it_or_says_unknown() {
     let topic_id = harness.create("t", 2, 1).unwrap();
     assert_eq!(harness.request(request).0, ControllerResponse::DeleteTopic(Ok(topic_id)));
     assert!(harness.image().topics.is_empty() && harness.image().topics_by_name.is_empty());
+}
+
+#[test]
+fn create_partitions_grows_a_topic_and_refuses_shrinking() {
+    let mut harness = Harness::with_brokers(&[1, 2, 3]);
+    let grow = |count| ControllerRequest::CreatePartitions { name: "t".into(), count };
+    assert_eq!(
+        harness.request(grow(2)).0,
+        ControllerResponse::CreatePartitions(Err(ErrorCode::UnknownTopicOrPartition))
+    );
+    let topic_id = harness.create("t", 2, 2).unwrap();
+    let written = harness.log.len();
+    for count in [0, 1, 2, PARTITIONS_MAX + 1] {
+        assert_eq!(
+            harness.request(grow(count)).0,
+            ControllerResponse::CreatePartitions(Err(ErrorCode::InvalidPartitions)),
+            "count {count}"
+        );
+    }
+    assert_eq!(harness.log.len(), written, "refused requests write nothing");
+    assert_eq!(harness.request(grow(5)).0, ControllerResponse::CreatePartitions(Ok(topic_id)));
+    let topic = &harness.image().topics[&topic_id];
+    assert_eq!(topic.partitions.keys().copied().collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    for state in topic.partitions.values() {
+        assert_eq!(state.replicas.len(), 2, "new partitions keep the topic's replication factor");
+        assert_eq!(state.leader, Some(state.replicas[0]));
+    }
+}
+
+#[test]
+fn alter_configs_validates_and_replaces_or_merges_overrides() {
+    let mut harness = Harness::with_brokers(&[1]);
+    let alter = |pairs: &[(&str, Option<&str>)], incremental| ControllerRequest::AlterConfigs {
+        name: "t".into(),
+        configs: pairs.iter().map(|(key, value)| (key.to_string(), value.map(str::to_string))).collect(),
+        incremental,
+    };
+    assert_eq!(
+        harness.request(alter(&[], true)).0,
+        ControllerResponse::AlterConfigs(Err(ErrorCode::UnknownTopicOrPartition))
+    );
+    let topic_id = harness.create("t", 1, 1).unwrap();
+    let configs = |harness: &Harness| harness.image().topics[&topic_id].configs.clone();
+    for bad in [
+        alter(&[("cleanup.policy", Some("compact"))], true),
+        alter(&[("retention.ms", Some("soon"))], true),
+        alter(&[("min.insync.replicas", Some("0"))], false),
+        alter(&[("unclean.leader.election.enable", Some("maybe"))], true),
+        alter(&[("seedlog.flush.policy", Some("sometimes"))], true),
+    ] {
+        assert_eq!(harness.request(bad).0, ControllerResponse::AlterConfigs(Err(ErrorCode::InvalidConfig)));
+    }
+    assert!(configs(&harness).is_empty());
+
+    let ok = ControllerResponse::AlterConfigs(Ok(()));
+    assert_eq!(harness.request(alter(&[("retention.ms", Some("1000"))], true)).0, ok);
+    assert_eq!(harness.request(alter(&[("segment.bytes", Some("4096"))], true)).0, ok);
+    assert_eq!(configs(&harness).len(), 2, "incremental keeps the other override");
+    let written = harness.log.len();
+    assert_eq!(harness.request(alter(&[("segment.bytes", Some("4096"))], true)).0, ok);
+    assert_eq!(harness.log.len(), written, "an unchanged set writes nothing");
+    assert_eq!(harness.request(alter(&[("retention.ms", None)], true)).0, ok);
+    assert_eq!(configs(&harness), BTreeMap::from([("segment.bytes".to_string(), "4096".to_string())]));
+    assert_eq!(harness.request(alter(&[("max.message.bytes", Some("100"))], false)).0, ok);
+    assert_eq!(
+        configs(&harness),
+        BTreeMap::from([("max.message.bytes".to_string(), "100".to_string())]),
+        "AlterConfigs replaces the whole set"
+    );
 }
 
 #[test]

@@ -224,31 +224,3 @@ pub fn error_response(request: &ClientRequest, error: ErrorCode) -> ClientRespon
         ClientRequest::Controller(request) => ClientResponse::Controller(request.error_response(error)),
     }
 }
-
-impl Node {
-    /// Produce, Fetch, ListOffsets and OffsetForLeaderEpoch: the partition replicas' work.
-    /// Answers `None` when the answer is held (an `acks=all` produce, a long-poll fetch).
-    fn on_partition_request(
-        &mut self,
-        env: &mut Env<'_>,
-        from: NodeId,
-        correlation_id: u64,
-        request: ClientRequest,
-    ) -> Option<ClientResponse> {
-        let _ = (env, from, correlation_id);
-        Some(error_response(&request, ErrorCode::NotLeaderOrFollower))
-    }
-}
-
-impl Node {
-    /// An answer to one of this broker's own requests (a follower's replica fetch).
-    pub(super) fn on_client_response(
-        &mut self,
-        env: &mut Env<'_>,
-        from: NodeId,
-        correlation_id: u64,
-        response: ClientResponse,
-    ) {
-        let _ = (env, from, correlation_id, response);
-    }
-}

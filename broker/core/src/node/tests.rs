@@ -12,6 +12,7 @@ use super::*;
 use crate::env::NoFaults;
 use crate::log::LogConfig;
 use crate::metadata::{BrokerId, TopicId};
+use crate::protocol::Acks;
 use crate::replica::ReplicationConfig;
 use crate::test_support::MemStorage;
 
@@ -43,6 +44,7 @@ struct World {
     /// Nodes whose messages are dropped both ways.
     cut_off: BTreeSet<NodeId>,
     admin_responses: BTreeMap<u64, ControllerResponse>,
+    client_responses: BTreeMap<u64, ClientResponse>,
     /// The committed image of the answering node when each admin answer arrived.
     admin_answer_images: BTreeMap<u64, MetadataImage>,
     next_correlation_id: u64,
@@ -90,6 +92,7 @@ impl World {
             next_event: 0,
             cut_off: BTreeSet::new(),
             admin_responses: BTreeMap::new(),
+            client_responses: BTreeMap::new(),
             admin_answer_images: BTreeMap::new(),
             next_correlation_id: 0,
             restarts: 0,
@@ -254,6 +257,10 @@ impl World {
                         continue;
                     }
                     if to == ADMIN {
+                        if let NodeMessage::ClientResponse { correlation_id, response } = &message {
+                            self.client_responses.insert(*correlation_id, response.clone());
+                            continue;
+                        }
                         if let NodeMessage::ControllerResponse { correlation_id, response } = message {
                             self.admin_responses.insert(correlation_id, response);
                             if let Some(node) = self.slots.get(&from).and_then(|slot| slot.node.as_ref()) {
@@ -368,6 +375,86 @@ impl World {
                     .all(|(_, node)| node.controller_image().is_none_or(|latest| latest == first))
         });
     }
+}
+
+impl World {
+    /// A client request from ADMIN to `to`; returns its correlation id.
+    fn client(&mut self, to: NodeId, request: ClientRequest) -> u64 {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id += 1;
+        let message = NodeMessage::Client { correlation_id, request };
+        self.schedule(self.now.plus_millis(1), Event::Deliver { from: ADMIN, to, message });
+        correlation_id
+    }
+
+    fn client_call(&mut self, to: NodeId, request: ClientRequest) -> ClientResponse {
+        let correlation_id = self.client(to, request);
+        self.run_until(5_000, "the client answer", |world| {
+            world.client_responses.contains_key(&correlation_id)
+        });
+        self.client_responses.remove(&correlation_id).unwrap()
+    }
+
+    fn partition_state(&self, topic_id: TopicId, partition: u32) -> crate::metadata::PartitionState {
+        let controller = self.active_controller().unwrap();
+        self.node(controller).image().partition(topic_id, partition).unwrap().clone()
+    }
+
+    /// Produces one record with `acks`, at the leader the image names, retrying on errors.
+    fn produce(&mut self, topic: &str, topic_id: TopicId, value: &str, acks: Acks) -> i64 {
+        for _ in 0..50 {
+            let state = self.partition_state(topic_id, 0);
+            let Some(leader) = state.leader.filter(|leader| self.slots[leader].node.is_some()) else {
+                self.run_for(200);
+                continue;
+            };
+            let batch = one_record_batch(value);
+            let request =
+                ClientRequest::Produce { topic: topic.into(), partition: 0, acks, timeout_ms: 2_000, batch };
+            match self.client_call(leader, request) {
+                ClientResponse::Produce(Ok(ok)) => return ok.base_offset,
+                _ => self.run_for(200),
+            }
+        }
+        panic!("produce of {value} never succeeded");
+    }
+
+    /// The records (as strings) of the replica on `node`, from its log's start.
+    fn replica_values(&mut self, node_id: NodeId, topic_id: TopicId) -> Vec<String> {
+        let now = self.now;
+        let slot = self.slots.get_mut(&node_id).unwrap();
+        let node = slot.node.as_ref().unwrap();
+        let replica = &node.replicas()[&(topic_id, 0)];
+        let mut faults = NoFaults;
+        let mut env = Env {
+            now,
+            wall_clock_ms: 0,
+            storage: &mut slot.storage,
+            rng: &mut slot.rng,
+            faults: &mut faults,
+        };
+        let log = replica.log();
+        if log.log_end_offset() == log.log_start_offset() {
+            return Vec::new();
+        }
+        let read = log.read(&mut env, log.log_start_offset(), 1 << 20).unwrap();
+        crate::record::consume(&read.bytes)
+            .unwrap()
+            .into_iter()
+            .map(|record| String::from_utf8(record.value.unwrap_or_default()).unwrap())
+            .collect()
+    }
+}
+
+/// A plain batch of one record with `value`, as a producer encodes it.
+fn one_record_batch(value: &str) -> Vec<u8> {
+    let record = crate::record::NewRecord {
+        key: None,
+        value: Some(value.as_bytes().to_vec()),
+        timestamp: 0,
+        headers: Vec::new(),
+    };
+    crate::record::encode_batch(&[record], crate::record::ProducerInfo::NONE)
 }
 
 fn started_cluster(snapshot_every_records: u64) -> World {
@@ -612,4 +699,154 @@ fn the_same_seeds_give_the_same_metadata_log() {
     let first = run();
     assert!(first.0[0].len() > 10, "the scenario wrote a log");
     assert_eq!(first, run());
+}
+
+#[test]
+fn acks_all_is_answered_once_every_isr_member_has_the_record_and_followers_converge() {
+    let mut world = started_cluster(0);
+    let topic_id = world.create_topic("events", 1, 3);
+    world.converge();
+    for n in 0..5 {
+        let offset = world.produce("events", topic_id, &format!("v{n}"), Acks::All);
+        assert_eq!(offset, n);
+    }
+    // An acknowledged acks=all record is on every ISR member when the answer comes.
+    let state = world.partition_state(topic_id, 0);
+    assert_eq!(state.isr.len(), 3);
+    world.run_for(1_000);
+    let expected: Vec<String> = (0..5).map(|n| format!("v{n}")).collect();
+    for replica in state.replicas.clone() {
+        assert_eq!(world.replica_values(replica, topic_id), expected, "replica on {replica}");
+        assert_eq!(world.node(replica).replicas()[&(topic_id, 0)].high_watermark(), 5);
+    }
+}
+
+#[test]
+fn a_new_leader_keeps_every_committed_record_and_the_old_leader_truncates_what_it_alone_had() {
+    let mut world = started_cluster(0);
+    let topic_id = world.create_topic("events", 1, 3);
+    world.converge();
+    for n in 0..3 {
+        world.produce("events", topic_id, &format!("c{n}"), Acks::All);
+    }
+    world.run_for(500);
+    let old_leader = world.partition_state(topic_id, 0).leader.unwrap();
+    // Cut the leader off, then write with acks=1: only it has these.
+    world.cut_off.insert(old_leader);
+    for n in 0..2 {
+        let batch = one_record_batch(&format!("u{n}"));
+        let request = ClientRequest::Produce {
+            topic: "events".into(),
+            partition: 0,
+            acks: Acks::Leader,
+            timeout_ms: 1_000,
+            batch,
+        };
+        world.with_node(old_leader, |node, env| {
+            node.handle_message(env, ADMIN, NodeMessage::Client { correlation_id: 10_000 + n, request })
+        });
+    }
+    world.run_until(10_000, "a new leader", |world| {
+        world.active_controller().is_some_and(|controller| {
+            let state = world.node(controller).image().partition(topic_id, 0).unwrap().clone();
+            state.leader.is_some_and(|leader| leader != old_leader)
+        })
+    });
+    let new_leader = world.partition_state(topic_id, 0).leader.unwrap();
+    world.produce("events", topic_id, "n0", Acks::All);
+    world.cut_off.remove(&old_leader);
+    world.run_until(20_000, "the old leader rejoins the ISR", |world| {
+        world.active_controller().is_some_and(|controller| {
+            let state = world.node(controller).image().partition(topic_id, 0).unwrap().clone();
+            state.isr.len() == 3
+        })
+    });
+    world.run_for(1_000);
+    let expected = vec!["c0", "c1", "c2", "n0"];
+    assert_eq!(world.replica_values(new_leader, topic_id), expected);
+    assert_eq!(
+        world.replica_values(old_leader, topic_id),
+        expected,
+        "the unreplicated acks=1 records are gone"
+    );
+}
+
+#[test]
+fn fetch_checks_the_leader_epoch_and_consumers_read_only_below_the_high_watermark() {
+    let mut world = started_cluster(0);
+    let topic_id = world.create_topic("events", 1, 3);
+    world.converge();
+    world.produce("events", topic_id, "a", Acks::All);
+    let state = world.partition_state(topic_id, 0);
+    let leader = state.leader.unwrap();
+    let fetch = |epoch: Option<i32>| {
+        ClientRequest::Fetch(crate::protocol::FetchRequest {
+            topic: "events".into(),
+            partition: 0,
+            fetch_offset: 0,
+            replica: None,
+            current_leader_epoch: epoch,
+            last_fetched_epoch: None,
+            max_bytes: 1 << 20,
+            max_wait_ms: 0,
+            min_bytes: 1,
+        })
+    };
+    let ClientResponse::Fetch(ok) = world.client_call(leader, fetch(Some(state.leader_epoch))) else {
+        panic!()
+    };
+    assert_eq!(ok.error, ErrorCode::None);
+    assert_eq!(ok.high_watermark, 1);
+    assert_eq!(crate::record::consume(&ok.records).unwrap().len(), 1);
+    let ClientResponse::Fetch(stale) = world.client_call(leader, fetch(Some(state.leader_epoch - 1))) else {
+        panic!()
+    };
+    assert_eq!(stale.error, ErrorCode::FencedLeaderEpoch);
+    let ClientResponse::Fetch(newer) = world.client_call(leader, fetch(Some(state.leader_epoch + 1))) else {
+        panic!()
+    };
+    assert_eq!(newer.error, ErrorCode::UnknownLeaderEpoch);
+    let follower = state.replicas.iter().copied().find(|replica| *replica != leader).unwrap();
+    let ClientResponse::Fetch(not_leader) = world.client_call(follower, fetch(None)) else { panic!() };
+    assert_eq!(not_leader.error, ErrorCode::NotLeaderOrFollower);
+}
+
+#[test]
+fn acks_all_is_refused_while_the_isr_is_below_min_insync_replicas() {
+    let mut world = started_cluster(0);
+    let request = ControllerRequest::CreateTopic {
+        name: "strict".into(),
+        partitions: 1,
+        replication_factor: 2,
+        configs: BTreeMap::from([("min.insync.replicas".to_string(), "2".to_string())]),
+    };
+    let ControllerResponse::CreateTopic(Ok(topic_id)) = world.admin_call(request) else { panic!() };
+    world.converge();
+    world.produce("strict", topic_id, "a", Acks::All);
+    let state = world.partition_state(topic_id, 0);
+    let leader = state.leader.unwrap();
+    let follower = state.replicas.iter().copied().find(|replica| *replica != leader).unwrap();
+    world.cut_off.insert(follower);
+    world.run_until(60_000, "the ISR shrinks to the leader", |world| {
+        world.active_controller().is_some_and(|controller| {
+            world
+                .node(controller)
+                .image()
+                .partition(topic_id, 0)
+                .is_some_and(|state| state.isr == vec![leader])
+        })
+    });
+    world.run_for(500);
+    let batch = one_record_batch("b");
+    let request = ClientRequest::Produce {
+        topic: "strict".into(),
+        partition: 0,
+        acks: Acks::All,
+        timeout_ms: 1_000,
+        batch,
+    };
+    assert_eq!(
+        world.client_call(leader, request),
+        ClientResponse::Produce(Err(ErrorCode::NotEnoughReplicas))
+    );
 }

@@ -3,8 +3,10 @@
 //! through AlterPartition, leader epochs and the leader-epoch cache for truncation).
 
 pub mod epoch_cache;
+pub mod partition;
 
 pub use epoch_cache::{EpochEntry, LeaderEpochCache};
+pub use partition::{replica_dir, Replica, ReplicaEffect, ReplicaSettings, RoleName};
 
 use crate::log::LogConfig;
 
