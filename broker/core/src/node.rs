@@ -32,6 +32,15 @@
 //!   retried after a short backoff; `STALE_BROKER_EPOCH` and `BROKER_ID_NOT_REGISTERED` make it
 //!   register again. A combined node talks to its own controller through an internal loopback,
 //!   never through the network.
+//! - **Serving clients.** A broker serves Kafka clients only once this incarnation has caught up
+//!   with the metadata log and been unfenced: its applied image holds its own registration (this
+//!   incarnation's) unfenced, so every Metadata answer names at least this broker and the image is
+//!   past the unfencing, which the controller decides only for a broker that applied its own
+//!   registration. Kafka's broker opens its client listener only then (BrokerServer waits for the
+//!   catch-up and the unfencing first). [`Node::serves_clients`] says so, and once true it stays
+//!   true for the incarnation: the production driver opens the client listener then. A client
+//!   request that reaches the node earlier gets a retriable error, never silence and never a
+//!   Metadata answer without brokers (see [`not_serving_response`]).
 //! - **Controlled shutdown.** The broker role heartbeats with `want_shutdown` until the controller
 //!   says `shutdown_ready` or [`CONTROLLED_SHUTDOWN_TIMEOUT_MS`] passes; then a quorum leader
 //!   resigns (so the voters elect a successor at once) and the node emits `ShutdownComplete`.
@@ -216,6 +225,8 @@ pub struct Node {
     replicas_broker_epoch: Option<i64>,
     /// This incarnation was unfenced at least once: its replicas may take roles.
     replicas_unfenced_once: bool,
+    /// This incarnation caught up with the metadata log and was unfenced: it serves clients.
+    serving_clients: bool,
     fetches: BTreeMap<u64, replicas::FetchInFlight>,
     alters: BTreeMap<u64, replicas::AlterInFlight>,
     next_replica_correlation_id: u64,
@@ -268,6 +279,7 @@ impl Node {
             replicas_synced_to: None,
             replicas_broker_epoch: None,
             replicas_unfenced_once: false,
+            serving_clients: false,
             fetches: BTreeMap::new(),
             alters: BTreeMap::new(),
             next_replica_correlation_id: 0,
@@ -439,6 +451,14 @@ impl Node {
         self.broker.as_ref().map(|broker| broker.incarnation_id)
     }
 
+    /// Whether the broker role serves Kafka clients: this incarnation's registration is in the
+    /// applied image, unfenced (so the image caught up past its unfencing). Once true it stays true
+    /// until the node stops. The driver MUST NOT let clients in before: it opens the client
+    /// listener when this turns true (checked after every input).
+    pub fn serves_clients(&self) -> bool {
+        self.serving_clients
+    }
+
     pub fn is_active_controller(&self) -> bool {
         self.active.is_some()
     }
@@ -502,6 +522,7 @@ impl Node {
             }
         }
         self.drain_quorum(env);
+        self.update_serving_clients();
     }
 
     /// Turns quorum effects into node effects and applies what committed.
@@ -862,6 +883,17 @@ impl Node {
         self.drain_replicas(env.now);
     }
 
+    /// Starts serving clients once the applied image shows this incarnation unfenced.
+    fn update_serving_clients(&mut self) {
+        if self.serving_clients || self.state != State::Running {
+            return;
+        }
+        let Some(broker) = self.broker.as_ref() else { return };
+        self.serving_clients = self.image.brokers.get(&self.config.node_id).is_some_and(|registration| {
+            registration.incarnation_id == broker.incarnation_id && !registration.fenced
+        });
+    }
+
     fn send(&mut self, to: NodeId, message: NodeMessage) {
         if to == self.config.node_id {
             self.loopback.push_back(message);
@@ -900,5 +932,5 @@ mod replicas;
 #[cfg(test)]
 mod tests;
 
-pub use client::error_response;
+pub use client::{error_response, not_serving_response};
 pub use replicas::{replica_settings, ReplicaKey};

@@ -345,6 +345,13 @@ pub enum ClientResponse {
     DescribeConfigs(Result<Vec<ConfigEntry>, ErrorCode>),
     DescribeCluster(ClusterView),
     Controller(ControllerResponse),
+    /// The answer to Metadata or DescribeCluster from a node that serves no clients (yet): a
+    /// broker that has not caught up with the metadata log and been unfenced, or a controller-only
+    /// node. Kafka has no client listener open on either; Metadata has no error code of its own,
+    /// and an empty broker list would make clients forget every broker they knew. The production
+    /// driver closes the connection (the client reconnects or asks another broker, as for a broker
+    /// that is down); a simulated client treats it as a failed request.
+    NotServing,
 }
 
 /// Topic configs with Kafka's names that Seedlog understands, and their broker defaults' keys.

@@ -6,7 +6,7 @@ use super::{Node, NodeMessage, State};
 use crate::env::{Env, Time};
 use crate::metadata::{ControllerRequest, ControllerResponse};
 use crate::protocol::{
-    topic_config, BrokerView, ClientRequest, ClientResponse, ClusterView, ConfigEntry, ErrorCode,
+    topic_config, Acks, BrokerView, ClientRequest, ClientResponse, ClusterView, ConfigEntry, ErrorCode,
     PartitionFetch, PartitionView, TopicView,
 };
 use crate::quorum::NodeId;
@@ -31,16 +31,20 @@ impl Node {
         correlation_id: u64,
         request: ClientRequest,
     ) {
-        if self.broker.is_none() {
-            // Only brokers serve clients; a controller-only node answers as Kafka's would not at all.
-            let response = error_response(&request, ErrorCode::NotLeaderOrFollower);
-            self.send(from, NodeMessage::ClientResponse { correlation_id, response });
+        if !self.serving_clients {
+            // Only a broker that caught up and was unfenced serves clients (a controller-only node
+            // never does): Kafka would not even have accepted the connection.
+            if let Some(response) = not_serving_response(&request) {
+                self.send(from, NodeMessage::ClientResponse { correlation_id, response });
+            }
             return;
         }
         let response = match request {
-            ClientRequest::Metadata { topics } => Some(ClientResponse::Metadata(self.cluster_view(topics))),
+            ClientRequest::Metadata { topics } => {
+                Some(with_brokers(self.cluster_view(topics), ClientResponse::Metadata))
+            }
             ClientRequest::DescribeCluster => {
-                Some(ClientResponse::DescribeCluster(self.cluster_view(Some(Vec::new()))))
+                Some(with_brokers(self.cluster_view(Some(Vec::new())), ClientResponse::DescribeCluster))
             }
             ClientRequest::DescribeConfigs { topic } => {
                 Some(ClientResponse::DescribeConfigs(self.describe_configs(&topic)))
@@ -197,18 +201,35 @@ impl Node {
     }
 }
 
-/// The answer of `request`'s kind carrying `error`.
+/// A view as the answer `kind`, or [`ClientResponse::NotServing`] when it names no broker (every
+/// broker fenced in this image): clients forget every broker a Metadata answer leaves out.
+fn with_brokers(view: ClusterView, kind: fn(ClusterView) -> ClientResponse) -> ClientResponse {
+    if view.brokers.is_empty() {
+        ClientResponse::NotServing
+    } else {
+        kind(view)
+    }
+}
+
+/// The answer of a node that does not serve clients (yet) to `request`: a retriable error of the
+/// request's kind — `NOT_CONTROLLER` for an admin request, `NOT_LEADER_OR_FOLLOWER` for the rest
+/// (the client finds the leader again) — and [`ClientResponse::NotServing`] for Metadata and
+/// DescribeCluster. `None` for an `acks=0` produce, which is never answered.
+pub fn not_serving_response(request: &ClientRequest) -> Option<ClientResponse> {
+    match request {
+        ClientRequest::Produce { acks: Acks::None, .. } => None,
+        ClientRequest::Controller(request) => {
+            Some(ClientResponse::Controller(request.error_response(ErrorCode::NotController)))
+        }
+        request => Some(error_response(request, ErrorCode::NotLeaderOrFollower)),
+    }
+}
+
+/// The answer of `request`'s kind carrying `error`. Metadata and DescribeCluster have no error
+/// code of their own: they get [`ClientResponse::NotServing`], never a view without brokers.
 pub fn error_response(request: &ClientRequest, error: ErrorCode) -> ClientResponse {
     match request {
-        ClientRequest::Metadata { .. } | ClientRequest::DescribeCluster => {
-            let _ = error; // metadata has no error of its own: an empty view
-            ClientResponse::Metadata(ClusterView {
-                cluster_id: String::new(),
-                controller_id: None,
-                brokers: Vec::new(),
-                topics: Vec::new(),
-            })
-        }
+        ClientRequest::Metadata { .. } | ClientRequest::DescribeCluster => ClientResponse::NotServing,
         ClientRequest::Produce { .. } => ClientResponse::Produce(Err(error)),
         ClientRequest::Fetch(_) => ClientResponse::Fetch(PartitionFetch {
             error,

@@ -850,3 +850,65 @@ fn acks_all_is_refused_while_the_isr_is_below_min_insync_replicas() {
         ClientResponse::Produce(Err(ErrorCode::NotEnoughReplicas))
     );
 }
+
+/// The kill -9 story: a broker restarted at once has an empty image until it hears the quorum's
+/// high watermark. Until it caught up and was unfenced it must not answer Metadata from that image
+/// (no brokers, the topic unknown: librdkafka then forgets every broker it knew); it answers
+/// `NotServing`, partition requests get a retriable error, and every request gets an answer.
+#[test]
+fn a_restarted_broker_serves_clients_only_once_caught_up_and_unfenced() {
+    let mut world = started_cluster(0);
+    world.create_topic("events", 1, 3);
+    world.converge();
+    assert!(world.running().all(|(_, node)| node.serves_clients()), "a started cluster serves clients");
+    let controller = world.active_controller().unwrap();
+    let restarted = (1..=3).find(|id| *id != controller).unwrap();
+    world.restart(restarted); // at once: its old lease is still live, so it registers late
+    assert!(!world.node(restarted).serves_clients());
+
+    let produce = |acks| ClientRequest::Produce {
+        topic: "events".into(),
+        partition: 0,
+        acks,
+        timeout_ms: 1_000,
+        batch: one_record_batch("early"),
+    };
+    let early_produce = world.client(restarted, produce(Acks::Leader));
+    let early_produce_acks_0 = world.client(restarted, produce(Acks::None));
+    let metadata = || ClientRequest::Metadata { topics: Some(vec!["events".into()]) };
+    let mut asked = Vec::new();
+    let started = world.now;
+    while !world.node(restarted).serves_clients() {
+        assert!(world.now.since(started) < Time::from_millis(SESSION_MS + 5_000).as_nanos(), "never serves");
+        asked.push(world.client(restarted, metadata()));
+        world.run_for(20);
+    }
+    for _ in 0..3 {
+        asked.push(world.client(restarted, metadata()));
+        world.run_for(20);
+    }
+
+    let (mut refused, mut served) = (0, 0);
+    for correlation_id in asked {
+        match world.client_responses.remove(&correlation_id) {
+            Some(ClientResponse::NotServing) => refused += 1,
+            Some(ClientResponse::Metadata(view)) => {
+                served += 1;
+                let brokers: Vec<BrokerId> = view.brokers.iter().map(|broker| broker.broker_id).collect();
+                assert!(
+                    brokers.contains(&restarted),
+                    "answer {correlation_id} names brokers {brokers:?}: {view:?}"
+                );
+                assert_eq!(view.topics[0].error, ErrorCode::None, "answer {correlation_id}: {view:?}");
+            }
+            other => panic!("Metadata request {correlation_id} answered {other:?}"),
+        }
+    }
+    assert!(refused > 0, "the restarted broker served before it caught up");
+    assert!(served >= 3, "{served} Metadata answers once it serves");
+    assert_eq!(
+        world.client_responses.remove(&early_produce),
+        Some(ClientResponse::Produce(Err(ErrorCode::NotLeaderOrFollower)))
+    );
+    assert_eq!(world.client_responses.remove(&early_produce_acks_0), None, "acks=0 is never answered");
+}
