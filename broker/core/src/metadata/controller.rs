@@ -11,8 +11,9 @@
 //! Rules and the error code that guards each:
 //! - **RegisterBroker**: the same incarnation as the current registration is a retry: the existing
 //!   epoch comes back and nothing is written. Another incarnation while the current registration's
-//!   lease is still live → `DUPLICATE_BROKER_REGISTRATION` (Kafka's rule: the old process may still
-//!   be running; a restarted broker retries and succeeds once the old lease expired). Otherwise a
+//!   lease is still live and it is unfenced → `DUPLICATE_BROKER_REGISTRATION` (Kafka's rule: the
+//!   old process may still be running; a restarted broker retries and succeeds once the old lease
+//!   expired; a fenced registration has no session). Otherwise a
 //!   `RegisterBroker` record whose broker epoch is its own offset; the broker starts fenced.
 //! - **Heartbeat**: unknown broker → `BROKER_ID_NOT_REGISTERED`; another epoch → `STALE_BROKER_EPOCH`.
 //!   Otherwise the lease is renewed. A fenced broker that applied its own registration
@@ -20,7 +21,8 @@
 //!   partitions it can lead get it as leader. `want_shutdown` starts a controlled shutdown:
 //!   `BrokerShuttingDown`, every leadership moves to another eligible ISR member (or to none), and
 //!   the broker leaves every ISR it is not the last member of. `shutdown_ready` once it leads
-//!   nothing, is only in ISRs as last member, and has applied the shutdown's records.
+//!   nothing, is only in ISRs as last member, and has applied the shutdown's records; then it is
+//!   also fenced (Kafka's `SHUTDOWN_NOW`), so its next incarnation registers at once.
 //! - **Lease expiry** (timer): `FenceBroker`, and the same moves as a controlled shutdown.
 //! - **CreateTopic**: bad name → `INVALID_TOPIC_EXCEPTION` (Kafka's rules: 1..=249 characters of
 //!   `[a-zA-Z0-9._-]`, not `.` or `..`, no collision with an existing name that differs only in
@@ -383,8 +385,10 @@ fn register_broker(
         if existing.incarnation_id == incarnation_id {
             return Ok(existing.broker_epoch);
         }
+        // A fenced registration has no session (Kafka's `hasValidSession`): a broker that
+        // finished its controlled shutdown, or whose lease already ran out, is not running.
         let lease_live = leases.get(&broker_id).is_some_and(|expiry| *expiry > now);
-        if lease_live {
+        if lease_live && !existing.fenced {
             return Err(ErrorCode::DuplicateBrokerRegistration);
         }
     }
@@ -431,10 +435,15 @@ fn heartbeat(
         elect_leaderless(changes, broker_id);
     }
     let image = changes.image();
-    let fenced = image.brokers.get(&broker_id).is_none_or(|registration| registration.fenced);
     let shutdown_ready = want_shutdown
         && metadata_offset >= shutdown_offsets.get(&broker_id).copied().unwrap_or(0)
         && !holds_movable_duty(image, broker_id);
+    if shutdown_ready && image.brokers.get(&broker_id).is_some_and(|registration| !registration.fenced) {
+        // Kafka's SHUTDOWN_NOW: the broker stops now, so it is fenced, and its next incarnation
+        // may register at once instead of waiting out this one's lease.
+        changes.push(MetadataRecord::FenceBroker { broker_id, broker_epoch });
+    }
+    let fenced = changes.image().brokers.get(&broker_id).is_none_or(|registration| registration.fenced);
     Ok(HeartbeatReply { fenced, shutdown_ready })
 }
 

@@ -787,9 +787,15 @@ fn controlled_shutdown_moves_leadership_then_reports_ready() {
     }
     let reply = harness.heartbeat(2, epoch, true).unwrap();
     assert!(reply.shutdown_ready);
+    // Ready means stopping now (Kafka's SHUTDOWN_NOW): fenced, so no session holds the id.
+    assert!(reply.fenced && harness.image().brokers[&2].fenced);
     // A shutting-down broker is neither unfenced again nor elected.
     assert!(!harness.image().is_eligible(2));
     assert_eq!(harness.create("u", 1, 3), Err(ErrorCode::InvalidReplicationFactor));
+    // Its next incarnation registers at once, its old lease still running.
+    assert!(harness.controller.lease_expiry(2).is_some_and(|expiry| expiry > harness.now));
+    let new_epoch = harness.register(2, 22).unwrap();
+    assert!(new_epoch > epoch);
 }
 
 #[test]
