@@ -11,6 +11,11 @@
 //! - **The sync thread** runs `fdatasync` off the request path and batches: it takes every queued
 //!   request, syncs each file once, and reports the completions in the order they were requested
 //!   (the log requires in-order completion). A sync that fails is reported failed, never retried.
+//! - **The client listeners** are bound at start (so a port 0 is resolved and a port in use fails
+//!   the start) but listen only once [`Node::serves_clients`] turns true: the node caught up with
+//!   the metadata log and this incarnation was unfenced. Until then clients are refused, as by a
+//!   broker that is down, and ask another broker (Kafka's broker starts its client listener at the
+//!   same point). The internal listener listens from the start.
 //! - **A task per client connection**: reads Kafka frames (a size over `socket.request.max.bytes`
 //!   or a negative one closes the connection), parses them ([`crate::wire`]), hands the parts to
 //!   the core under a synthetic node id (`0x8000_0000 | n`), and writes the responses in request
@@ -115,11 +120,21 @@ pub async fn start<N: Network>(network: N, mut config: ServerConfig) -> Result<R
     let mut bound = Vec::new();
     let mut addresses = Vec::new();
     for listener in &config.listeners {
-        let socket = network.bind(&listener.address()).await.map_err(|error| {
+        let cannot = |error: std::io::Error| {
             format!("cannot listen on {}://{}: {error}", listener.name, listener.address())
-        })?;
-        let address = N::local_address(&socket).map_err(|error| error.to_string())?;
-        addresses.push((listener.name.clone(), address.clone()));
+        };
+        // Node-to-node traffic flows at once (the node catches up through it); a client listener
+        // is only reserved until the core serves clients.
+        let (socket, address) = if listener.name == config.internal_listener {
+            let socket = network.bind(&listener.address()).await.map_err(cannot)?;
+            let address = N::local_address(&socket).map_err(cannot)?;
+            (Bound::<N>::Peers(socket), address)
+        } else {
+            let socket = network.reserve(&listener.address()).await.map_err(cannot)?;
+            let address = N::reserved_address(&socket).map_err(cannot)?;
+            (Bound::Clients(socket), address)
+        };
+        addresses.push((listener.name.clone(), address));
         bound.push((listener.name.clone(), socket));
     }
     // A listener bound to port 0 advertises the port it got.
@@ -155,6 +170,7 @@ pub async fn start<N: Network>(network: N, mut config: ServerConfig) -> Result<R
     };
     let (inputs, input_queue) = mpsc::unbounded_channel();
     let (topics_tx, topics_rx) = watch::channel(Arc::new(TopicNames::default()));
+    let (serving_tx, serving_rx) = watch::channel(false);
     let sync_queue = spawn_sync_thread(inputs.clone());
     let peers = Peers::new(
         network.clone(),
@@ -174,15 +190,19 @@ pub async fn start<N: Network>(network: N, mut config: ServerConfig) -> Result<R
     };
     let mut next_connection: u32 = 0;
     for (name, socket) in bound {
-        if name == config.internal_listener {
-            tokio::spawn(peer::accept_loop::<N>(socket, inputs.clone()));
-            continue;
-        }
+        let socket = match socket {
+            Bound::Peers(socket) => {
+                tokio::spawn(peer::accept_loop::<N>(socket, inputs.clone()));
+                continue;
+            }
+            Bound::Clients(socket) => socket,
+        };
         let listener_context = Context { listener: name, ..context.clone() };
         let first_id = next_connection;
         next_connection = next_connection.wrapping_add(1 << 24); // ids of each listener apart
         tokio::spawn(accept_clients::<N>(
             socket,
+            serving_rx.clone(),
             listener_context,
             inputs.clone(),
             topics_rx.clone(),
@@ -199,6 +219,7 @@ pub async fn start<N: Network>(network: N, mut config: ServerConfig) -> Result<R
         peers,
         sync_queue,
         topics: topics_tx,
+        serving: serving_tx,
         image_offset: -1,
         immediate: VecDeque::new(),
     };
@@ -264,6 +285,8 @@ struct Core<N: Network> {
     peers: Peers<N>,
     sync_queue: std::sync::mpsc::Sender<SyncJob>,
     topics: watch::Sender<Arc<TopicNames>>,
+    /// Turns true (once) when the node serves clients: the client listeners open.
+    serving: watch::Sender<bool>,
     /// The image end offset last published.
     image_offset: i64,
     /// Sync completions known at request time (the file could not be opened).
@@ -367,6 +390,9 @@ impl<N: Network> Core<N> {
             self.step(|node, env| node.handle_sync_complete(env, token, Err(error)));
         }
         self.publish_metadata();
+        if self.node.serves_clients() && !*self.serving.borrow() {
+            self.serving.send_replace(true);
+        }
         None
     }
 
@@ -418,14 +444,41 @@ impl<N: Network> Core<N> {
     }
 }
 
+/// A listener as `start` bound it.
+enum Bound<N: Network> {
+    /// The internal listener: listening from the start.
+    Peers(N::Listener),
+    /// A client listener: reserved, listening once the node serves clients.
+    Clients(N::Reserved),
+}
+
+/// Waits until the node serves clients, then listens on the reserved address and serves every
+/// connection. Until then a client's connection is refused, as Kafka's is before its broker caught
+/// up with the metadata log and was unfenced.
 async fn accept_clients<N: Network>(
-    mut socket: N::Listener,
+    reserved: N::Reserved,
+    mut serving: watch::Receiver<bool>,
     context: Context,
     inputs: mpsc::UnboundedSender<Input>,
     topics: watch::Receiver<Arc<TopicNames>>,
     request_bytes_max: u32,
     first_id: u32,
 ) {
+    if serving.wait_for(|serving| *serving).await.is_err() {
+        return; // the core stopped before it served clients
+    }
+    let address = N::reserved_address(&reserved).unwrap_or_default();
+    let mut socket = match N::listen(reserved) {
+        Ok(socket) => socket,
+        Err(error) => {
+            eprintln!("seedlog: cannot listen on {}://{address}: {error}", context.listener);
+            return;
+        }
+    };
+    eprintln!(
+        "seedlog: node {} caught up with the metadata log and unfenced: serving clients on {}://{address}",
+        context.node_id, context.listener
+    );
     let mut next = first_id;
     loop {
         match N::accept(&mut socket).await {
@@ -558,6 +611,10 @@ async fn serve_client<N: Network>(
             }
             answer = responses.recv() => {
                 let Some((correlation_id, response)) = answer else { break Some("the core stopped".into()) };
+                if response == ClientResponse::NotServing {
+                    // Metadata from a node that serves no clients: close, as a broker that is down.
+                    break Some("the node does not serve clients".into());
+                }
                 let Some((sequence, index)) = parts_by_id.remove(&correlation_id) else { continue };
                 let Some(slot) = sequence.checked_sub(first_sequence).and_then(|offset| slots.get_mut(offset as usize)) else { continue };
                 if let Some(entry) = slot.answers.get_mut(index) {
