@@ -17,6 +17,8 @@ use crate::driver::read_frame;
 
 /// The largest response the client reads.
 pub const RESPONSE_BYTES_MAX: u32 = 256 << 20;
+/// The wait between attempts to connect to a broker that refused the connection.
+pub const CONNECT_RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 pub struct KafkaClient {
     stream: TcpStream,
@@ -28,12 +30,26 @@ pub struct KafkaClient {
 }
 
 impl KafkaClient {
-    /// Connects and negotiates versions (ApiVersions v3, falling back to v0 as KIP-511 says).
+    /// Connects and negotiates versions (ApiVersions v3, falling back to v0 as KIP-511 says). A
+    /// refused connection is tried again every [`CONNECT_RETRY_BACKOFF`] within `timeout`: a broker
+    /// refuses clients while it starts, until it caught up with the metadata log.
     pub async fn connect(address: &str, timeout: Duration) -> Result<KafkaClient, String> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
-            .await
-            .map_err(|_| format!("connecting to {address} timed out"))?
-            .map_err(|error| format!("cannot connect to {address}: {error}"))?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let stream = loop {
+            let attempt = tokio::time::timeout_at(deadline, TcpStream::connect(address))
+                .await
+                .map_err(|_| format!("connecting to {address} timed out"))?;
+            match attempt {
+                Ok(stream) => break stream,
+                Err(error)
+                    if error.kind() == std::io::ErrorKind::ConnectionRefused
+                        && tokio::time::Instant::now() + CONNECT_RETRY_BACKOFF < deadline =>
+                {
+                    tokio::time::sleep(CONNECT_RETRY_BACKOFF).await;
+                }
+                Err(error) => return Err(format!("cannot connect to {address}: {error}")),
+            }
+        };
         let _ = stream.set_nodelay(true);
         let mut client = KafkaClient {
             stream,

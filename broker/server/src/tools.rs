@@ -1,6 +1,11 @@
 //! `seedlog topics`, `seedlog produce`, `seedlog consume`: Kafka's console tools in small, over
 //! [`KafkaClient`]. They speak only Kafka's protocol (so they also work against Apache Kafka),
 //! print results on stdout and errors on stderr, and every wait is bounded by `--timeout-ms`.
+//!
+//! What a starting or recovering cluster answers is retried within that timeout, every
+//! [`RETRY_BACKOFF`]: a refused or closed connection (a broker that has not caught up with the
+//! metadata log yet serves no clients), `NOT_CONTROLLER` to an admin request, and a topic that is
+//! unknown or leaderless while looking for a partition's leader. Other errors end the tool.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -26,6 +31,10 @@ fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
 
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const LEADER_NOT_AVAILABLE: i16 = 5;
+const NOT_CONTROLLER: i16 = 41;
+
 fn error_name(code: i16) -> String {
     match code {
         0 => "NONE".into(),
@@ -42,6 +51,55 @@ fn error_name(code: i16) -> String {
         42 => "INVALID_REQUEST".into(),
         other => format!("error {other}"),
     }
+}
+
+/// The wait between attempts at what a starting cluster may answer soon.
+pub const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Why an attempt failed: worth another attempt within the timeout, or not.
+enum Failure {
+    Retriable(String),
+    Fatal(String),
+}
+
+/// Runs `attempt` until it succeeds, fails fatally, or `timeout` is over (then its last error).
+async fn retrying<T>(
+    timeout: Duration,
+    mut attempt: impl AsyncFnMut() -> Result<T, Failure>,
+) -> Result<T, String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let outcome = match tokio::time::timeout(remaining, attempt()).await {
+            Ok(outcome) => outcome,
+            Err(_) => return Err(format!("no answer within {timeout:?}")),
+        };
+        match outcome {
+            Ok(value) => return Ok(value),
+            Err(Failure::Fatal(error)) => return Err(error),
+            Err(Failure::Retriable(error)) => {
+                if tokio::time::Instant::now() + RETRY_BACKOFF >= deadline {
+                    return Err(error);
+                }
+                tokio::time::sleep(RETRY_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// A connection to `bootstrap` and its Metadata for `topics`, retried while the broker refuses or
+/// closes the connection (it serves no clients yet).
+async fn bootstrap_metadata(
+    bootstrap: &str,
+    timeout: Duration,
+    topics: Option<&[String]>,
+) -> Result<(KafkaClient, MetadataResponse), String> {
+    retrying(timeout, async || {
+        let mut client = KafkaClient::connect(bootstrap, timeout).await.map_err(Failure::Retriable)?;
+        let response = metadata(&mut client, topics).await.map_err(Failure::Retriable)?;
+        Ok((client, response))
+    })
+    .await
 }
 
 /// Metadata for `topics` (every topic when `None`).
@@ -63,7 +121,6 @@ pub async fn topics_create(
     replication_factor: i16,
     configs: &[(String, String)],
 ) -> Result<(), String> {
-    let mut client = KafkaClient::connect(bootstrap, timeout).await?;
     let creatable = CreatableTopic::default()
         .with_name(topic_name(topic))
         .with_num_partitions(partitions)
@@ -80,35 +137,50 @@ pub async fn topics_create(
         );
     let request =
         CreateTopicsRequest::default().with_topics(vec![creatable]).with_timeout_ms(timeout_ms(timeout));
-    let response = client.send(&request, 7).await?;
-    for result in response.topics {
-        if result.error_code != 0 {
-            return Err(format!("cannot create topic {}: {}", topic, error_name(result.error_code)));
+    retrying(timeout, async || {
+        // Only a refused connection is retried: a request that was sent may have created the topic.
+        let mut client = KafkaClient::connect(bootstrap, timeout).await.map_err(Failure::Retriable)?;
+        let response = client.send(&request, 7).await.map_err(Failure::Fatal)?;
+        for result in response.topics {
+            let error = format!("cannot create topic {}: {}", topic, error_name(result.error_code));
+            match result.error_code {
+                0 => {}
+                NOT_CONTROLLER => return Err(Failure::Retriable(error)),
+                _ => return Err(Failure::Fatal(error)),
+            }
         }
-    }
+        Ok(())
+    })
+    .await?;
     println!("Created topic {topic}.");
     Ok(())
 }
 
 pub async fn topics_delete(bootstrap: &str, timeout: Duration, topic: &str) -> Result<(), String> {
-    let mut client = KafkaClient::connect(bootstrap, timeout).await?;
     let request = DeleteTopicsRequest::default()
         .with_topic_names(vec![topic_name(topic)])
         .with_topics(vec![DeleteTopicState::default().with_name(Some(topic_name(topic)))])
         .with_timeout_ms(timeout_ms(timeout));
-    let response = client.send(&request, 6).await?;
-    for result in response.responses {
-        if result.error_code != 0 {
-            return Err(format!("cannot delete topic {topic}: {}", error_name(result.error_code)));
+    retrying(timeout, async || {
+        let mut client = KafkaClient::connect(bootstrap, timeout).await.map_err(Failure::Retriable)?;
+        let response = client.send(&request, 6).await.map_err(Failure::Fatal)?;
+        for result in response.responses {
+            let error = format!("cannot delete topic {topic}: {}", error_name(result.error_code));
+            match result.error_code {
+                0 => {}
+                NOT_CONTROLLER => return Err(Failure::Retriable(error)),
+                _ => return Err(Failure::Fatal(error)),
+            }
         }
-    }
+        Ok(())
+    })
+    .await?;
     println!("Deleted topic {topic}.");
     Ok(())
 }
 
 pub async fn topics_list(bootstrap: &str, timeout: Duration) -> Result<(), String> {
-    let mut client = KafkaClient::connect(bootstrap, timeout).await?;
-    let response = metadata(&mut client, None).await?;
+    let (_, response) = bootstrap_metadata(bootstrap, timeout, None).await?;
     let mut names: Vec<String> =
         response.topics.iter().filter_map(|topic| topic.name.as_ref().map(|name| name.to_string())).collect();
     names.sort();
@@ -119,9 +191,8 @@ pub async fn topics_list(bootstrap: &str, timeout: Duration) -> Result<(), Strin
 }
 
 pub async fn topics_describe(bootstrap: &str, timeout: Duration, topic: Option<&str>) -> Result<(), String> {
-    let mut client = KafkaClient::connect(bootstrap, timeout).await?;
     let wanted: Option<Vec<String>> = topic.map(|name| vec![name.to_string()]);
-    let response = metadata(&mut client, wanted.as_deref()).await?;
+    let (_, response) = bootstrap_metadata(bootstrap, timeout, wanted.as_deref()).await?;
     let mut failed = None;
     for topic in &response.topics {
         let name = topic.name.as_ref().map(|name| name.to_string()).unwrap_or_default();
@@ -157,40 +228,48 @@ pub async fn topics_describe(bootstrap: &str, timeout: Duration, topic: Option<&
     }
 }
 
-/// Connects to the leader of `topic`/`partition` (found through `bootstrap`).
+/// Connects to the leader of `topic`/`partition` (found through `bootstrap`), asking again while
+/// the topic is unknown or the partition leaderless (a topic just created, a leader just lost).
 pub async fn connect_leader(
     bootstrap: &str,
     timeout: Duration,
     topic: &str,
     partition: i32,
 ) -> Result<KafkaClient, String> {
-    let mut client = KafkaClient::connect(bootstrap, timeout).await?;
-    let response = metadata(&mut client, Some(&[topic.to_string()])).await?;
-    let Some(found) =
-        response.topics.iter().find(|t| t.name.as_ref().is_some_and(|name| name.as_str() == topic))
-    else {
-        return Err(format!("topic {topic} not in the metadata"));
-    };
-    if found.error_code != 0 {
-        return Err(format!("topic {topic}: {}", error_name(found.error_code)));
-    }
-    let leader = found
-        .partitions
-        .iter()
-        .find(|p| p.partition_index == partition)
-        .ok_or_else(|| format!("topic {topic} has no partition {partition}"))?
-        .leader_id
-        .0;
-    let broker = response
-        .brokers
-        .iter()
-        .find(|broker| broker.node_id.0 == leader)
-        .ok_or_else(|| format!("partition {topic}/{partition} has no leader now (leader id {leader})"))?;
-    let address = format!("{}:{}", broker.host, broker.port);
-    if address == client.address() {
-        return Ok(client);
-    }
-    KafkaClient::connect(&address, timeout).await
+    let topics = [topic.to_string()];
+    retrying(timeout, async || {
+        let (client, response) =
+            bootstrap_metadata(bootstrap, timeout, Some(&topics)).await.map_err(Failure::Retriable)?;
+        let Some(found) =
+            response.topics.iter().find(|t| t.name.as_ref().is_some_and(|name| name.as_str() == topic))
+        else {
+            return Err(Failure::Retriable(format!("topic {topic} not in the metadata")));
+        };
+        let error = format!("topic {topic}: {}", error_name(found.error_code));
+        match found.error_code {
+            0 => {}
+            UNKNOWN_TOPIC_OR_PARTITION | LEADER_NOT_AVAILABLE => return Err(Failure::Retriable(error)),
+            _ => return Err(Failure::Fatal(error)),
+        }
+        let leader = found
+            .partitions
+            .iter()
+            .find(|p| p.partition_index == partition)
+            .ok_or_else(|| Failure::Fatal(format!("topic {topic} has no partition {partition}")))?
+            .leader_id
+            .0;
+        let broker = response.brokers.iter().find(|broker| broker.node_id.0 == leader).ok_or_else(|| {
+            Failure::Retriable(format!(
+                "partition {topic}/{partition} has no leader now (leader id {leader})"
+            ))
+        })?;
+        let address = format!("{}:{}", broker.host, broker.port);
+        if address == client.address() {
+            return Ok(client);
+        }
+        KafkaClient::connect(&address, timeout).await.map_err(Failure::Retriable)
+    })
+    .await
 }
 
 pub struct ProduceOptions {
