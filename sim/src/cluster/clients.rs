@@ -23,8 +23,11 @@
 //!   operation is then `fail` only if no attempt could have been appended (every answer was an
 //!   error that comes before the append, and the network does not duplicate requests), else
 //!   `info`. `acks=0` sends are `info` at once: no
-//!   answer ever comes. The buffer is bounded (`BUFFERED_RECORDS_MAX`): a full buffer blocks
-//!   `send`, as `buffer.memory` does.
+//!   answer ever comes. The buffer is bounded (`buffer_records_max`, `BUFFERED_BATCHES` full
+//!   batches, at most `BUFFERED_RECORDS_MAX` records): a full buffer blocks `send`, as
+//!   `buffer.memory` does. Bounding it in batches keeps what is left to deliver after the chaos
+//!   proportional to what the producer can send per round trip, so the liveness bound holds for
+//!   small batches on a slow network too.
 //! - **Consumer** (assign mode, one partition): starts at the earliest offset, fetches from the
 //!   leader with `current_leader_epoch` and `last_fetched_epoch`; after every leader change it
 //!   validates its position with OffsetForLeaderEpoch for the epoch of the last record it
@@ -58,6 +61,8 @@ pub type Outgoing = (NodeId, NodeMessage);
 
 /// `buffer.memory`, in records: `send` blocks while this many records wait unacknowledged.
 const BUFFERED_RECORDS_MAX: usize = 512;
+/// `buffer.memory` over `batch.size`: how many full batches the buffer holds.
+const BUFFERED_BATCHES: usize = 32;
 
 /// Kafka's murmur2 (`Utils.murmur2`), the hash of its default partitioner.
 pub fn murmur2(data: &[u8]) -> i32 {
@@ -535,6 +540,11 @@ impl Producer {
         !self.stopped || !self.is_idle()
     }
 
+    /// How many records `send` may leave waiting before it blocks.
+    fn buffer_records_max(&self) -> usize {
+        (BUFFERED_BATCHES * self.settings.batch_records_max as usize).min(BUFFERED_RECORDS_MAX)
+    }
+
     fn buffered(&self) -> usize {
         self.open.values().map(|batch| batch.records.len()).sum::<usize>()
             + self.queued.values().flatten().map(|batch| batch.values.len()).sum::<usize>()
@@ -549,10 +559,18 @@ impl Producer {
     pub fn alarm(&self) -> Option<Time> {
         let mut times: Vec<Time> = Vec::new();
         // A full buffer blocks `send` until an answer frees room (no alarm for it).
-        if !self.stopped && self.metadata.partitions.is_some() && self.buffered() < BUFFERED_RECORDS_MAX {
+        if !self.stopped && self.metadata.partitions.is_some() && self.buffered() < self.buffer_records_max()
+        {
             times.push(self.next_send_at);
         }
-        times.extend(self.open.values().map(|batch| batch.created.plus_millis(self.settings.linger_ms)));
+        // An open batch behind waiting ones is sealed when its partition's queue empties (on an
+        // answer), not at its linger.
+        times.extend(
+            self.open
+                .iter()
+                .filter(|(partition, _)| self.queued.get(partition).is_none_or(VecDeque::is_empty))
+                .map(|(_, batch)| batch.created.plus_millis(self.settings.linger_ms)),
+        );
         times.extend(self.in_flight.values().map(|in_flight| in_flight.deadline));
         for (partition, queue) in &self.queued {
             let delivery_timeout_ms = self.clients.delivery_timeout_ms;
@@ -635,7 +653,7 @@ impl Producer {
     /// The application's `send` calls due by `now`.
     fn application_sends(&mut self, now: Time) {
         let Some(partitions) = self.metadata.partitions else { return };
-        if self.stopped || now < self.next_send_at || self.buffered() >= BUFFERED_RECORDS_MAX {
+        if self.stopped || now < self.next_send_at || self.buffered() >= self.buffer_records_max() {
             return;
         }
         self.next_send_at = now.plus_millis(self.settings.send_interval_ms);
@@ -667,15 +685,21 @@ impl Producer {
         partition
     }
 
-    /// Seals the open batches that are full or whose linger passed (all of them once stopped).
+    /// Seals the open batches that are full, or whose linger passed while nothing of their
+    /// partition waits to be sent (all of them once stopped). As in Kafka's accumulator, records
+    /// keep joining a partition's last batch while earlier batches wait, so a slow partition
+    /// sends fuller batches instead of a queue of small ones.
     fn seal_ready(&mut self, now: Time, wall_clock_ms: i64, history: &mut History) {
         let linger_ms = self.settings.linger_ms;
         let full = self.settings.batch_records_max as usize;
         let ready: Vec<u32> = self
             .open
             .iter()
-            .filter(|(_, b)| {
-                self.stopped || b.records.len() >= full || b.created.plus_millis(linger_ms) <= now
+            .filter(|(partition, b)| {
+                let waiting = self.queued.get(partition).is_some_and(|queue| !queue.is_empty());
+                self.stopped
+                    || b.records.len() >= full
+                    || (!waiting && b.created.plus_millis(linger_ms) <= now)
             })
             .map(|(partition, _)| *partition)
             .collect();

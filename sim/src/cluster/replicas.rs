@@ -4,7 +4,7 @@
 //! | invariant | what is compared | anomaly kind |
 //! |---|---|---|
 //! | logs match below the high watermark | every replica's batches below its high watermark against the committed batches seen so far (offsets, leader epoch, CRC) | `replica-log-mismatch` |
-//! | a leader holds every committed record | a leader's log end against the highest high watermark any replica of the partition announced | `leader-missing-committed` |
+//! | a leader holds every committed record | the newest epoch's leader's log end against the highest high watermark any replica of the partition announced | `leader-missing-committed` |
 //! | the high watermark never decreases | each replica's high watermark within one incarnation | `high-watermark-regressed` |
 //! | one leader per (partition, leader epoch) | replicas acting as leader, by epoch | `two-replica-leaders` |
 //! | leader epochs only grow | each replica's leader epoch within one incarnation | `replica-epoch-regressed` |
@@ -49,6 +49,11 @@ pub struct ReplicaChecker {
     committed_end: BTreeMap<ReplicaKey, i64>,
     /// Per (node, partition), what was checked in this incarnation.
     seen: BTreeMap<(u32, ReplicaKey), ReplicaSeen>,
+    /// Per (node, partition), its replica's durable end when last seen: what a node that is down
+    /// still holds.
+    last_durable: BTreeMap<(u32, ReplicaKey), i64>,
+    /// Per partition, the newest leader epoch any replica knew.
+    newest_epoch: BTreeMap<ReplicaKey, i32>,
     /// (partition, leader epoch) → the node that acted as leader.
     leaders: BTreeMap<(ReplicaKey, i32), u32>,
     pub anomalies: Vec<Anomaly>,
@@ -109,12 +114,17 @@ impl ReplicaChecker {
             );
             self.report(now, key, high_watermark, "replica-epoch-regressed", detail);
         }
-        seen.high_watermark = seen.high_watermark.max(high_watermark);
+        // Reported once: the lower value is the new reference.
+        seen.high_watermark = high_watermark;
+        self.last_durable.insert((node_id, key), replica.log().durable_offset());
         seen.leader_epoch = seen.leader_epoch.max(leader_epoch);
         // A cut below what was checked (legitimate only above the high watermark) re-checks.
         seen.checked_to =
             seen.checked_to.min(replica.log().log_end_offset()).max(replica.log().log_start_offset());
 
+        let newest_epoch = self.newest_epoch.entry(key).or_insert(leader_epoch);
+        *newest_epoch = (*newest_epoch).max(leader_epoch);
+        let newest_epoch = *newest_epoch;
         if replica.role() == RoleName::Leader {
             let acting = *self.leaders.entry((key, leader_epoch)).or_insert(node_id);
             if acting != node_id {
@@ -125,8 +135,13 @@ impl ReplicaChecker {
                 );
                 self.report(now, key, high_watermark, "two-replica-leaders", detail);
             }
+            // Only the leader of the newest epoch must hold everything committed: a deposed leader
+            // that has not heard of its successor yet commits nothing more (its followers moved on).
             let committed_end = self.committed_end(key);
-            if replica.log().log_end_offset() < committed_end && !replica.is_closed() {
+            if leader_epoch >= newest_epoch
+                && replica.log().log_end_offset() < committed_end
+                && !replica.is_closed()
+            {
                 let detail = format!(
                     "{}-{}: leader {node_id} (epoch {leader_epoch}) ends at {} but records up to {committed_end} were committed",
                     replica.topic(),
@@ -198,7 +213,8 @@ impl ReplicaChecker {
 
     /// An `acks=all` answer for the batch at `base_offset` reached its client: at least
     /// `min.insync.replicas` replicas must hold it (durably under the `always` flush policy).
-    /// `replicas` are every live node's replica of the partition.
+    /// `replicas` are every live node's replica of the partition; a node that is down counts with
+    /// what it had made durable (a follower may crash after its fetch reached the leader).
     pub fn check_acks_all(
         &mut self,
         now: Time,
@@ -208,7 +224,7 @@ impl ReplicaChecker {
     ) {
         let Some((_, any)) = replicas.first() else { return };
         let settings = any.settings();
-        let holding: Vec<u32> = replicas
+        let mut holding: Vec<u32> = replicas
             .iter()
             .filter(|(_, replica)| {
                 let end = match settings.flush {
@@ -219,6 +235,11 @@ impl ReplicaChecker {
             })
             .map(|(node, _)| *node)
             .collect();
+        let down = self.last_durable.iter().filter(|((node, seen_key), durable)| {
+            *seen_key == key && **durable > base_offset && replicas.iter().all(|(live, _)| live != node)
+        });
+        holding.extend(down.map(|((node, _), _)| *node));
+        holding.sort_unstable();
         let needed = usize::from(settings.min_insync_replicas);
         if holding.len() < needed {
             let detail = format!(

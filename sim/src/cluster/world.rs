@@ -23,8 +23,9 @@ use std::collections::BTreeMap;
 
 use rand_chacha::ChaCha8Rng;
 use seedlog_core::env::{Env, StorageError, Time};
+use seedlog_core::metadata::PartitionState;
 use seedlog_core::node::{Node, NodeEffect, NodeMessage, NodeSyncToken};
-use seedlog_core::protocol::{ClientRequest, ClientResponse};
+use seedlog_core::protocol::{Acks, ClientRequest, ClientResponse};
 use seedlog_core::quorum::{FetchResult, QuorumMessage, QuorumRole};
 use seedlog_core::replica::FlushPolicy;
 
@@ -32,6 +33,7 @@ use super::admin::{Admin, AdminOp, AdminOutcome, AdminSettings};
 use super::clients::{Client, Consumer, Producer, TopicCreator};
 use super::invariants::QuorumChecker;
 use super::options::{ClusterOptions, TopicWorkloadOptions};
+use super::replicas::ReplicaChecker;
 use super::script::{Action, Condition, Script, Target};
 use crate::buggify::SimFaults;
 use crate::checker::{Anomaly, Verdict};
@@ -127,6 +129,11 @@ pub struct ClusterWorld {
     /// The targeted faults' own stream, so turning them on moves no other draw.
     nemesis_rng: ChaCha8Rng,
     checker: QuorumChecker,
+    /// The partition replicas' state invariants (the cluster workload's topic).
+    replica_checker: ReplicaChecker,
+    /// `acks=all` produce requests sent by clients and not yet answered: (broker, client,
+    /// correlation id) → partition, so that the broker's answer can be checked as it leaves.
+    acks_all_requests: BTreeMap<(u32, u32, u64), u32>,
     script: Script,
     /// The cluster workload: its topic and clients (none in the controller workload).
     topic_workload: Option<TopicWorkloadOptions>,
@@ -134,6 +141,12 @@ pub struct ClusterWorld {
     history: History,
     /// Per node, when it lost power (a crash, a halt's reboot): what unsynced data it lost.
     power_losses: Vec<Vec<Time>>,
+    /// The workload topic's partitions as the newest metadata image any node holds shows them,
+    /// and that image's end offset: each change is traced, and each ISR is kept for the excuses.
+    partition_states: BTreeMap<u32, PartitionState>,
+    partition_states_offset: i64,
+    /// Per partition, every ISR the metadata showed, with when it first did: `(when, isr)`.
+    isr_history: BTreeMap<u32, Vec<(Time, Vec<u32>)>>,
     /// Durable damage on any node's partition data as it happened: (node, when, file).
     data_damage: Vec<(u32, Time, String)>,
     /// Per node, how many entries of its disk's damage list were already looked at.
@@ -212,11 +225,16 @@ impl ClusterWorld {
             workload_rng: rng::stream(seed, "workload"),
             nemesis_rng: rng::stream(seed, "faults/nemesis"),
             checker: QuorumChecker::default(),
+            replica_checker: ReplicaChecker::default(),
+            acks_all_requests: BTreeMap::new(),
             script,
             topic_workload,
             clients,
             history: History::default(),
             power_losses: vec![Vec::new(); node_count],
+            partition_states: BTreeMap::new(),
+            partition_states_offset: -1,
+            isr_history: BTreeMap::new(),
             data_damage: Vec::new(),
             data_damage_seen: vec![0; node_count],
             final_reads_started: false,
@@ -509,6 +527,15 @@ impl ClusterWorld {
     }
 
     fn send(&mut self, now: Time, from: NodeId, to: NodeId, message: NodeMessage) {
+        if let NodeMessage::Client {
+            correlation_id,
+            request: ClientRequest::Produce { partition, acks, .. },
+        } = &message
+        {
+            if *acks == Acks::All && (to.0 as usize) < self.nodes.len() {
+                self.acks_all_requests.insert((to.0, from.0, *correlation_id), *partition);
+            }
+        }
         for (at, message) in self.net.send(now, from, to, message) {
             self.scheduler.schedule(at, Event::Deliver { from, to, message });
         }
@@ -537,6 +564,18 @@ impl ClusterWorld {
             match effect {
                 NodeEffect::Send { to, message } => {
                     let from = slot.id;
+                    if let NodeMessage::ClientResponse {
+                        correlation_id,
+                        response: ClientResponse::Produce(answer),
+                    } = &message
+                    {
+                        if let Some(partition) = self.acks_all_requests.remove(&(from.0, to, *correlation_id))
+                        {
+                            if let Ok(ok) = answer {
+                                self.check_acks_all(now, partition, ok.base_offset);
+                            }
+                        }
+                    }
                     let granted_vote = matches!(
                         message,
                         NodeMessage::Quorum(QuorumMessage::VoteResponse {
@@ -642,6 +681,7 @@ impl ClusterWorld {
                 let id = slot.id;
                 self.trace.event(sequence, now, &id, format_args!("started"));
                 self.checker.node_restarted(node as u32);
+                self.replica_checker.node_restarted(node as u32);
                 self.execute_effects(now, node);
                 self.check_node(now, node);
                 self.arm_timer(node);
@@ -881,6 +921,77 @@ impl ClusterWorld {
         let Some(core) = slot.core.as_mut() else { return };
         let applied = core.take_applied();
         self.checker.check_node(now, node as u32, core, &applied);
+        if self.topic_workload.is_some() {
+            self.replica_checker.check_node(now, node as u32, core, &slot.disk);
+        }
+        self.follow_partitions(now, node);
+    }
+
+    /// A broker is answering an `acks=all` produce with success: the batch must already be on
+    /// `min.insync.replicas` replicas.
+    fn check_acks_all(&mut self, now: Time, partition: u32, base_offset: i64) {
+        let Some(workload) = &self.topic_workload else { return };
+        let replicas: Vec<(u32, &seedlog_core::replica::Replica)> = self
+            .nodes
+            .iter()
+            .filter(|slot| slot.status != Status::Down)
+            .filter_map(|slot| Some((slot.id.0, slot.core.as_ref()?)))
+            .flat_map(|(id, core)| {
+                core.replicas()
+                    .iter()
+                    .filter(|(key, replica)| key.1 == partition && replica.topic() == workload.topic.name)
+                    .map(move |(_, replica)| (id, replica))
+            })
+            .collect();
+        let Some(key) = self
+            .nodes
+            .iter()
+            .filter_map(|slot| slot.core.as_ref())
+            .find_map(|core| {
+                core.replicas()
+                    .iter()
+                    .find(|(key, replica)| key.1 == partition && replica.topic() == workload.topic.name)
+            })
+            .map(|(key, _)| *key)
+        else {
+            return;
+        };
+        self.replica_checker.check_acks_all(now, key, base_offset, &replicas);
+    }
+
+    /// Traces each change to the workload topic's partitions (leader, epoch, ISR) the first time
+    /// any node's metadata image shows it, and keeps each partition's ISR history.
+    fn follow_partitions(&mut self, now: Time, node: usize) {
+        let Some(workload) = &self.topic_workload else { return };
+        let Some(core) = self.nodes[node].core.as_ref() else { return };
+        let image = core.image();
+        if image.end_offset <= self.partition_states_offset {
+            return;
+        }
+        self.partition_states_offset = image.end_offset;
+        let Some(topic) = image.topics_by_name.get(&workload.topic.name).and_then(|id| image.topics.get(id))
+        else {
+            return;
+        };
+        for (partition, state) in &topic.partitions {
+            if self.partition_states.get(partition) == Some(state) {
+                continue;
+            }
+            self.trace.event(
+                self.sequence,
+                now,
+                &"sim",
+                format_args!(
+                    "partition {}-{partition}: leader {:?} epoch {} isr {:?} (partition epoch {})",
+                    workload.topic.name, state.leader, state.leader_epoch, state.isr, state.partition_epoch
+                ),
+            );
+            let history = self.isr_history.entry(*partition).or_default();
+            if history.last().map(|(_, isr)| isr) != Some(&state.isr) {
+                history.push((now, state.isr.clone()));
+            }
+            self.partition_states.insert(*partition, state.clone());
+        }
     }
 
     /// The node that is quorum leader and active controller, if exactly one live node is.
@@ -1021,6 +1132,7 @@ impl ClusterWorld {
                 anomalies.push(anomaly);
             }
         }
+        self.judge_replica_states(&mut anomalies, &mut observations);
         let liveness_required = self.plan.options.faults.mode == FaultMode::Liveness;
         match (self.converged_at, self.convergence()) {
             (Some(_), _) => {
@@ -1079,6 +1191,54 @@ impl ClusterWorld {
         }
     }
 
+    /// The replica checker's findings, each a failure unless the run's settings or faults allow
+    /// it: durable damage to a replica of the partition before it; and, for a lost committed
+    /// record (`leader-missing-committed`, `replica-log-mismatch`), unsafe topic settings, or a
+    /// flush policy other than `always` once a replica of the partition lost power.
+    fn judge_replica_states(&mut self, anomalies: &mut Vec<Anomaly>, observations: &mut Vec<Anomaly>) {
+        let Some(workload) = &self.topic_workload else { return };
+        let replicas = self.replica_assignment(&workload.topic.name);
+        let unsafe_settings = super::options::unsafe_settings(&workload.topic);
+        let flush_tag = match workload.topic.flush {
+            FlushPolicy::Always => None,
+            FlushPolicy::Interval { .. } => Some("flush-interval"),
+            FlushPolicy::Never => Some("flush-never"),
+        };
+        let checker = std::mem::take(&mut self.replica_checker);
+        let findings = checker.anomalies.into_iter().zip(checker.anomaly_times).zip(checker.anomaly_places);
+        for ((anomaly, at), ((_, partition), _)) in findings {
+            let nodes = replicas.get(&partition).cloned().unwrap_or_default();
+            let damaged = self.data_damage.iter().any(|(node, when, _)| nodes.contains(node) && *when <= at);
+            // What a lost committed record shows: a leader without it, a replica with another
+            // batch in its place, a high watermark cut back to a shorter log, an acks=all answer
+            // whose other copies were in page caches that lost power.
+            let lost_record = matches!(
+                anomaly.kind.as_str(),
+                "leader-missing-committed"
+                    | "replica-log-mismatch"
+                    | "high-watermark-regressed"
+                    | "under-replicated-ack"
+            );
+            let power_lost =
+                nodes.iter().any(|node| self.power_losses[*node as usize].iter().any(|when| *when <= at));
+            let tag = if damaged {
+                Some("after-damage")
+            } else if lost_record && !unsafe_settings.is_empty() {
+                Some(unsafe_settings[0].0)
+            } else if lost_record && power_lost {
+                flush_tag
+            } else {
+                None
+            };
+            match tag {
+                Some(tag) => {
+                    observations.push(Anomaly::new(&format!("{}-{tag}", anomaly.kind), anomaly.detail))
+                }
+                None => anomalies.push(anomaly),
+            }
+        }
+    }
+
     /// Every admin operation: the admins' and the topic creator's.
     fn admin_ops(&self) -> Vec<AdminOp> {
         let creator = self.clients.iter().filter_map(|slot| match &slot.client {
@@ -1122,11 +1282,15 @@ impl ClusterWorld {
             },
             ..Default::default()
         };
+        for (node, losses) in self.power_losses.iter().enumerate() {
+            excuses.power_losses.insert(node as u32, losses.iter().map(ms).collect());
+        }
+        for (partition, history) in &self.isr_history {
+            let history = history.iter().map(|(at, isr)| (ms(at), isr.clone())).collect();
+            excuses.isr_history.insert(*partition, history);
+        }
         for partition in 0..partitions {
             let nodes = replicas.get(&partition).cloned().unwrap_or_default();
-            let losses =
-                nodes.iter().map(|node| self.power_losses[*node as usize].iter().map(ms).collect()).collect();
-            excuses.power_losses.insert(partition, losses);
             let damaged =
                 self.data_damage.iter().filter(|(node, _, _)| nodes.contains(node)).map(|(_, at, _)| ms(at));
             if let Some(first) = damaged.reduce(f64::min) {
