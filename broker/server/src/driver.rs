@@ -611,7 +611,7 @@ async fn serve_client<N: Network>(
             }
             answer = responses.recv() => {
                 let Some((correlation_id, response)) = answer else { break Some("the core stopped".into()) };
-                if response == ClientResponse::NotServing {
+                if matches!(response, ClientResponse::NotServing) {
                     // Metadata from a node that serves no clients: close, as a broker that is down.
                     break Some("the node does not serve clients".into());
                 }
