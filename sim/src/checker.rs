@@ -344,11 +344,14 @@ fn index(input: &CheckInput<'_>, report: &mut Report) -> Facts {
             }
         }
     }
-    for (partition, offset, id, acks, _, acked_ms) in &facts.acknowledged {
+    // An acknowledged record existed from before its send's answer left the broker; the answer
+    // may reach the client after a power loss that took the record, so its send's invocation is
+    // when it was first there to lose.
+    for (partition, offset, id, acks, sent_ms, _) in &facts.acknowledged {
         if *acks == Acks::All {
-            let entry = facts.at_offset.entry((*partition, *offset)).or_insert((BTreeSet::new(), *acked_ms));
+            let entry = facts.at_offset.entry((*partition, *offset)).or_insert((BTreeSet::new(), *sent_ms));
             entry.0.insert(*id);
-            entry.1 = entry.1.min(*acked_ms);
+            entry.1 = entry.1.min(*sent_ms);
         }
     }
     facts
