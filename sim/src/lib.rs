@@ -22,7 +22,7 @@ pub mod world;
 pub fn run_plan(plan: plan::Plan, script: cluster::script::Script, emit_trace: bool) -> world::Outcome {
     match plan.options.workload() {
         options::Workload::Log => world::World::new(plan, emit_trace).run(),
-        options::Workload::Controller | options::Workload::Cluster => {
+        options::Workload::Controller | options::Workload::Cluster | options::Workload::Safe => {
             cluster::ClusterWorld::new(plan, script, emit_trace).run()
         }
     }

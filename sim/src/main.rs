@@ -35,7 +35,9 @@ struct Planting {
 #[derive(clap::Args, Clone)]
 struct Choice {
     /// What to simulate: `cluster` (a KRaft cluster of 3 to 5 brokers with a replicated topic,
-    /// producers and consumers), `log` (one broker, producers, consumers) or `controller` (a KRaft
+    /// producers and consumers), `safe` (the cluster workload in Kafka's safe configuration —
+    /// acks=all, RF 3, min.insync.replicas=2, unclean election off, a sync per batch — with every
+    /// fault kind on), `log` (one broker, producers, consumers) or `controller` (a KRaft
     /// cluster: the controller quorum, broker registration and fencing, partition leadership).
     #[arg(long, default_value = "cluster", value_parser = parse_workload)]
     workload: Workload,
@@ -45,7 +47,8 @@ struct Choice {
 }
 
 fn parse_workload(name: &str) -> Result<Workload, String> {
-    Workload::from_name(name).ok_or_else(|| format!("unknown workload {name:?}: cluster, log or controller"))
+    Workload::from_name(name)
+        .ok_or_else(|| format!("unknown workload {name:?}: cluster, safe, log or controller"))
 }
 
 #[derive(Subcommand)]
@@ -330,7 +333,7 @@ fn run_plan(
     };
     if let Some(path) = outputs.history {
         let lines = match outcome.workload {
-            Workload::Log | Workload::Cluster => outcome.history.to_json_lines(),
+            Workload::Log | Workload::Cluster | Workload::Safe => outcome.history.to_json_lines(),
             Workload::Controller => outcome
                 .admin_ops
                 .iter()

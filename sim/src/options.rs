@@ -63,6 +63,20 @@ pub struct FaultOptions {
     pub mode: FaultMode,
 }
 
+impl FaultOptions {
+    /// Every fault kind on (the drawn rates and bounds stay).
+    pub fn make_all_kinds(&mut self) {
+        self.crashes = true;
+        self.clean_shutdowns = true;
+        self.pauses = true;
+        self.partitions = true;
+        self.clogs = true;
+        self.clock_jumps = true;
+        self.bit_rot = true;
+        self.latent_sector_errors = true;
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Options {
     pub seed: u64,
@@ -100,6 +114,10 @@ pub enum Workload {
     /// A KRaft cluster of 3 to 5 brokers with one replicated topic, producers and consumers:
     /// partition replication checked against Kafka's guarantees (the default of the CLI).
     Cluster,
+    /// The cluster workload in Kafka's safe configuration — every producer `acks=all`,
+    /// replication factor 3, `min.insync.replicas=2`, unclean election off, a sync per batch —
+    /// with every fault kind on. No loss may be excused by the settings, only by durable damage.
+    Safe,
 }
 
 impl Workload {
@@ -108,11 +126,14 @@ impl Workload {
             Workload::Log => "log",
             Workload::Controller => "controller",
             Workload::Cluster => "cluster",
+            Workload::Safe => "safe",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Workload> {
-        [Workload::Log, Workload::Controller, Workload::Cluster].into_iter().find(|w| w.name() == name)
+        [Workload::Log, Workload::Controller, Workload::Cluster, Workload::Safe]
+            .into_iter()
+            .find(|w| w.name() == name)
     }
 }
 
@@ -201,10 +222,15 @@ impl Options {
         let mut options = Options::generate(seed, plants);
         if workload != Workload::Log {
             let mut cluster = ClusterOptions::generate(&mut rng::stream(seed, "options/cluster"));
-            if workload == Workload::Cluster {
+            if matches!(workload, Workload::Cluster | Workload::Safe) {
                 // Its own stream: the cluster's shape and the topic workload.
                 let mut stream = rng::stream(seed, "options/topic-workload");
-                options.topic_workload = Some(TopicWorkloadOptions::generate(&mut stream, &mut cluster));
+                let mut topic_workload = TopicWorkloadOptions::generate(&mut stream, &mut cluster);
+                if workload == Workload::Safe {
+                    topic_workload.make_safe();
+                    options.faults.make_all_kinds();
+                }
+                options.topic_workload = Some(topic_workload);
             }
             cluster.fit_network(&options.net);
             options.brokers = cluster.nodes();

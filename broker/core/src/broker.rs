@@ -515,8 +515,9 @@ fn produce_error_code(error: &LogError) -> ErrorCode {
         LogError::InvalidBatch(_) => ErrorCode::CorruptMessage,
         LogError::BatchTooLarge { .. } => ErrorCode::MessageTooLarge,
         LogError::OffsetOutOfRange { .. } => ErrorCode::InvalidRequest,
-        LogError::Storage(_) | LogError::Corrupt { .. } | LogError::Unrecoverable(_) => {
-            ErrorCode::KafkaStorageError
-        }
+        LogError::Storage(_)
+        | LogError::Corrupt { .. }
+        | LogError::EpochsGoBackwards { .. }
+        | LogError::Unrecoverable(_) => ErrorCode::KafkaStorageError,
     }
 }

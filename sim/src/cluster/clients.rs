@@ -994,6 +994,11 @@ impl Consumer {
         }
     }
 
+    /// The offset the final read must reach (the high watermark when it began), once known.
+    pub fn final_target(&self) -> Option<i64> {
+        self.final_target
+    }
+
     pub fn is_final(&self) -> bool {
         self.is_final
     }

@@ -290,6 +290,18 @@ pub fn unsafe_settings(topic: &TopicOptions) -> Vec<(&'static str, String)> {
 }
 
 impl TopicWorkloadOptions {
+    /// Kafka's safe configuration: `acks=all` everywhere, replication factor 3,
+    /// `min.insync.replicas=2`, unclean election off, and a sync per batch.
+    pub fn make_safe(&mut self) {
+        self.topic.replication_factor = 3;
+        self.topic.min_insync_replicas = 2;
+        self.topic.unclean_leader_election = false;
+        self.topic.flush = FlushPolicy::Always;
+        for producer in &mut self.producers {
+            producer.acks = Acks::All;
+        }
+    }
+
     /// Draws the workload and the cluster's shape (written into `cluster`).
     pub fn generate(rng: &mut ChaCha8Rng, cluster: &mut ClusterOptions) -> TopicWorkloadOptions {
         // 3 to 5 brokers: mostly 3 combined voters plus broker-only nodes, sometimes 3 dedicated

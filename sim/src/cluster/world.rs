@@ -1030,6 +1030,11 @@ impl ClusterWorld {
                     return Err(format!("producer {} still has records to deliver", producer.process));
                 }
                 Client::Consumer(consumer) if consumer.is_final() && !consumer.is_done() => {
+                    // Durable damage to its replicas may have destroyed what it waits for (its
+                    // final read is then judged as far as it got, not waited out).
+                    if self.final_read_unreachable(consumer.partition, consumer.final_target()) {
+                        continue;
+                    }
                     return Err(format!(
                         "the final read of partition {} has not finished",
                         consumer.partition
@@ -1262,6 +1267,18 @@ impl ClusterWorld {
         let mut final_reads_done = BTreeMap::new();
         let mut final_read_reached = BTreeMap::new();
         let mut corrupt_reads = Vec::new();
+        let unreachable_final_reads: std::collections::BTreeSet<u32> = self
+            .clients
+            .iter()
+            .filter_map(|slot| match &slot.client {
+                Client::Consumer(consumer) if consumer.is_final() && !consumer.is_done() => {
+                    Some((consumer.partition, consumer.final_target()))
+                }
+                _ => None,
+            })
+            .filter(|(partition, target)| self.final_read_unreachable(*partition, *target))
+            .map(|(partition, _)| partition)
+            .collect();
         for slot in &mut self.clients {
             if let Client::Consumer(consumer) = &mut slot.client {
                 corrupt_reads.append(&mut consumer.corrupt_reads);
@@ -1274,6 +1291,7 @@ impl ClusterWorld {
         let replicas = self.replica_assignment(&workload.topic.name);
         let ms = |time: &Time| time.as_nanos() as f64 / 1e6;
         let mut excuses = crate::checker::Excuses {
+            unreachable_final_reads,
             unsafe_settings: super::options::unsafe_settings(&workload.topic),
             flush_tag: match workload.topic.flush {
                 FlushPolicy::Always => None,
@@ -1349,6 +1367,36 @@ impl ClusterWorld {
             .iter()
             .map(|(partition, state)| (*partition, state.replicas.clone()))
             .collect()
+    }
+
+    /// Whether durable damage to the replicas of the workload topic's `partition` destroyed what
+    /// its final read must reach: it hit one of them, and no live replica's log reaches `target`.
+    fn final_read_unreachable(&self, partition: u32, target: Option<i64>) -> bool {
+        let Some(workload) = &self.topic_workload else { return false };
+        let replicas = self.replica_assignment(&workload.topic.name);
+        let nodes = replicas.get(&partition).cloned().unwrap_or_default();
+        // A replica whose broker cannot start for damage to its own state may be the one the
+        // partition waits for (its only in-sync replica), as in Kafka.
+        let cannot_start = |node: &u32| {
+            let node = *node as usize;
+            self.start_failed.get(node).copied().unwrap_or(false) && self.nodes[node].damaged()
+        };
+        if nodes.iter().any(cannot_start) {
+            return true;
+        }
+        let Some(target) = target else { return false };
+        if !self.data_damage.iter().any(|(node, _, _)| nodes.contains(node)) {
+            return false;
+        }
+        let live_ends = self
+            .nodes
+            .iter()
+            .filter(|slot| slot.status == Status::Up)
+            .filter_map(|slot| slot.core.as_ref())
+            .flat_map(|core| core.replicas().iter())
+            .filter(|(key, replica)| key.1 == partition && replica.topic() == workload.topic.name)
+            .map(|(_, replica)| replica.log().log_end_offset());
+        live_ends.max().is_none_or(|end| end < target)
     }
 
     /// Records durable damage (not a torn unsynced write) to any node's partition data.

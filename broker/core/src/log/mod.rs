@@ -154,6 +154,15 @@ pub enum LogError {
         position: u64,
         error: BatchError,
     },
+    /// The log's batches carry leader epochs that go backwards at `offset` (a batch's epoch
+    /// field is outside its CRC, so a flipped bit there is seen only this way). Everything from
+    /// `cut` on (the start of the first epoch larger than the one at `offset`) is suspect: the
+    /// replica truncates there and fetches it again.
+    EpochsGoBackwards {
+        offset: i64,
+        cut: i64,
+        detail: String,
+    },
     /// The files under the log's directory cannot be made into a log at all (or, from
     /// [`PartitionLog::verify`], disagree with what the log holds in memory).
     Unrecoverable(String),

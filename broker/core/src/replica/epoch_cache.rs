@@ -348,11 +348,19 @@ fn extend_with(entries: &mut Vec<EpochEntry>, header: &BatchHeader) -> Result<()
     match entries.last() {
         Some(latest) if epoch == latest.epoch => Ok(()),
         Some(latest) if epoch < latest.epoch || header.base_offset <= latest.start_offset => {
-            Err(LogError::Unrecoverable(format!(
-                "the log's leader epochs go backwards: the batch at {} has epoch {epoch} after epoch {} \
-                 from offset {}",
-                header.base_offset, latest.epoch, latest.start_offset
-            )))
+            let cut = entries
+                .iter()
+                .find(|entry| entry.epoch > epoch)
+                .map_or(header.base_offset, |entry| entry.start_offset.min(header.base_offset));
+            Err(LogError::EpochsGoBackwards {
+                offset: header.base_offset,
+                cut,
+                detail: format!(
+                    "the log's leader epochs go backwards: the batch at {} has epoch {epoch} after epoch {} \
+                     from offset {}",
+                    header.base_offset, latest.epoch, latest.start_offset
+                ),
+            })
         }
         _ => {
             entries.push(EpochEntry { epoch, start_offset: header.base_offset });

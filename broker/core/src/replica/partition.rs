@@ -225,8 +225,18 @@ impl Replica {
         settings: ReplicaSettings,
     ) -> Result<(Replica, RecoveryReport), LogError> {
         let dir = replica_dir(topic, topic_id, partition);
-        let (log, report) = PartitionLog::open(env, &dir, settings.log.clone())?;
-        let epochs = LeaderEpochCache::open(env, &dir, &log)?;
+        let (mut log, mut report) = PartitionLog::open(env, &dir, settings.log.clone())?;
+        // Epochs that go backwards mean a damaged epoch field: cut the log where the suspect
+        // epoch starts and fetch the rest again (each cut shortens the log, so this ends).
+        let epochs = loop {
+            match LeaderEpochCache::open(env, &dir, &log) {
+                Err(LogError::EpochsGoBackwards { cut, detail, .. }) => {
+                    log.truncate_to(env, cut)?;
+                    report.actions.push(format!("{detail}: truncated the log to {cut}"));
+                }
+                opened => break opened?,
+            }
+        };
         let high_watermark =
             read_hw_checkpoint(env, &dir).unwrap_or(0).clamp(log.log_start_offset(), log.log_end_offset());
         let next_flush = match settings.flush {
@@ -675,7 +685,12 @@ impl Replica {
         let leader_epoch = self.leader_epoch();
         match self.log.append_as_leader(env, batch, leader_epoch) {
             Ok(info) => Ok((info.base_offset, info.last_offset)),
-            Err(error @ (LogError::Storage(_) | LogError::Unrecoverable(_) | LogError::Corrupt { .. })) => {
+            Err(
+                error @ (LogError::Storage(_)
+                | LogError::Unrecoverable(_)
+                | LogError::Corrupt { .. }
+                | LogError::EpochsGoBackwards { .. }),
+            ) => {
                 self.halt(format!("{}: append failed: {error:?}", self.log.dir()));
                 Err(ErrorCode::KafkaStorageError)
             }
@@ -1140,7 +1155,10 @@ impl Replica {
                         self.back_off_fetch(env.now);
                         break;
                     }
-                    LogError::Storage(_) | LogError::Corrupt { .. } | LogError::Unrecoverable(_) => {
+                    LogError::Storage(_)
+                    | LogError::Corrupt { .. }
+                    | LogError::EpochsGoBackwards { .. }
+                    | LogError::Unrecoverable(_) => {
                         self.halt(format!("{}: follower append failed: {error:?}", self.log.dir()));
                         return;
                     }

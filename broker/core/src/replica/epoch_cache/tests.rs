@@ -357,16 +357,22 @@ fn entries_below_the_log_start_are_moved_up_to_it_on_open() {
 }
 
 #[test]
-fn a_log_whose_epochs_go_backwards_does_not_open() {
+fn a_log_whose_epochs_go_backwards_does_not_open_and_names_where_to_cut() {
     let mut world = World::new();
     let mut log = world.open_log();
-    log.append_as_leader(&mut world.env(), &batch(0, 1), 5).unwrap();
-    log.append_as_leader(&mut world.env(), &batch(1, 1), 3).unwrap();
+    log.append_as_leader(&mut world.env(), &batch(0, 1), 2).unwrap();
+    // A flipped bit in the (CRC-less) epoch field of the batch at 1 makes epoch 2 look like 4098.
+    log.append_as_leader(&mut world.env(), &batch(1, 1), 4098).unwrap();
+    log.append_as_leader(&mut world.env(), &batch(2, 1), 2).unwrap();
     let opened = LeaderEpochCache::open(&mut world.env(), DIR, &log);
     assert!(
-        matches!(&opened, Err(LogError::Unrecoverable(why)) if why.contains("go backwards")),
+        matches!(&opened, Err(LogError::EpochsGoBackwards { offset: 2, cut: 1, detail }) if detail.contains("go backwards")),
         "{opened:?}"
     );
+    // Cut there, the log opens, and the suspect epoch is gone.
+    log.truncate_to(&mut world.env(), 1).unwrap();
+    let cache = world.open_cache(&log);
+    assert_eq!(cache.entries(), &[EpochEntry { epoch: 2, start_offset: 0 }]);
 }
 
 #[test]
