@@ -426,11 +426,13 @@ fn judged_below(input: &CheckInput<'_>, partition: u32) -> i64 {
 /// partition was acknowledged must land above it. Sends that overlap in time are not ordered
 /// (with several in flight and no idempotence, Kafka may reorder a retried batch).
 fn check_sends_are_monotonic(input: &CheckInput<'_>, report: &mut Report) {
-    // Per (producer, partition): the highest acknowledged offset so far, its value, acks, and when
-    // its send was invoked (the power-loss excuse counts from there, as for its lost write).
-    let mut highest: BTreeMap<(u32, u32), (i64, ValueId, Acks, f64)> = BTreeMap::new();
+    /// An acknowledged offset, its value, acks, and when its send was invoked.
+    type Acked = (i64, ValueId, Acks, f64);
+    // Per (producer, partition): the highest acknowledged offset so far (the power-loss excuse
+    // counts from its send's invocation, as for its lost write).
+    let mut highest: BTreeMap<(u32, u32), Acked> = BTreeMap::new();
     // Per send (by its first value): the highest acknowledged offset when it was invoked, and when.
-    let mut before: BTreeMap<ValueId, (Option<(i64, ValueId, Acks, f64)>, f64)> = BTreeMap::new();
+    let mut before: BTreeMap<ValueId, (Option<Acked>, f64)> = BTreeMap::new();
     for op in input.history.ops.iter().filter(|op| op.kind == OpKind::Send) {
         let Some((_, first)) = op.records.first() else { continue };
         let first = ValueId::parse(first);

@@ -31,13 +31,18 @@ pub fn run_plan(plan: plan::Plan, script: cluster::script::Script, emit_trace: b
 /// Runs one plan like [`run_plan`], asking its world to fill a [`report::RunRecord`] into
 /// `Outcome::record` (`seedlog-sim run --report DIR`).
 ///
-/// The worlds do not record yet, so `record` is still `None`. Wiring a world: when recording,
-/// start from `report::RunRecord::for_options(&plan.options)`, fill it as the run goes (see the
-/// contract in [`report`]), call `conclude` in `finish` and move it into the outcome.
+/// The cluster and controller workloads record; the log workload does not yet (`record` stays
+/// `None`). A world records from `report::RunRecord::for_options(&plan.options)`, fills it as the
+/// run goes (see the contract in [`report`]) and moves it into the outcome.
 pub fn run_plan_recording(
     plan: plan::Plan,
     script: cluster::script::Script,
     emit_trace: bool,
 ) -> world::Outcome {
-    run_plan(plan, script, emit_trace)
+    match plan.options.workload() {
+        options::Workload::Log => world::World::new(plan, emit_trace).run(),
+        options::Workload::Controller | options::Workload::Cluster | options::Workload::Safe => {
+            cluster::ClusterWorld::new(plan, script, emit_trace).recording().run()
+        }
+    }
 }

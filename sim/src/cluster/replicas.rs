@@ -65,7 +65,12 @@ pub struct ReplicaChecker {
 
 impl ReplicaChecker {
     fn report(&mut self, now: Time, key: ReplicaKey, offset: i64, kind: &str, detail: String) {
-        self.anomalies.push(Anomaly::new(kind, format!("{detail} (at {now})")));
+        let time_ms = now.as_nanos() as f64 / 1e6;
+        self.anomalies.push(Anomaly::new(kind, format!("{detail} (at {now})")).at(
+            key.1,
+            Some(offset),
+            time_ms,
+        ));
         self.anomaly_times.push(now);
         self.anomaly_places.push((key, offset));
     }

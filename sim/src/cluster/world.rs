@@ -27,7 +27,7 @@ use seedlog_core::metadata::PartitionState;
 use seedlog_core::node::{Node, NodeEffect, NodeMessage, NodeSyncToken};
 use seedlog_core::protocol::{Acks, ClientRequest, ClientResponse};
 use seedlog_core::quorum::{FetchResult, QuorumMessage, QuorumRole};
-use seedlog_core::replica::FlushPolicy;
+use seedlog_core::replica::{FlushPolicy, RoleName};
 
 use super::admin::{Admin, AdminOp, AdminOutcome, AdminSettings};
 use super::clients::{Client, Consumer, Producer, TopicCreator};
@@ -39,10 +39,11 @@ use crate::buggify::SimFaults;
 use crate::checker::{Anomaly, Verdict};
 use crate::clock::SimClock;
 use crate::disk::{DamageKind, FaultAtlas, FaultMode, SimDisk, SyncTicket};
-use crate::history::History;
+use crate::history::{History, OpKind, OpType};
 use crate::net::{NodeId, Partition, SimNet};
 use crate::plan::{Fault, Plan};
 use crate::process::{Process, Status};
+use crate::report::{ClientOp, OpOutcome, Role, RunRecord};
 use crate::rng;
 use crate::scheduler::{Scheduler, QUEUE_HEADROOM, QUEUE_MAX};
 use crate::trace::Trace;
@@ -135,6 +136,8 @@ pub struct ClusterWorld {
     /// correlation id) → partition, so that the broker's answer can be checked as it leaves.
     acks_all_requests: BTreeMap<(u32, u32, u64), u32>,
     script: Script,
+    /// The run report being filled (`run --report`); `None` when none was asked for.
+    record: Option<RunRecord>,
     /// The cluster workload: its topic and clients (none in the controller workload).
     topic_workload: Option<TopicWorkloadOptions>,
     clients: Vec<ClientSlot>,
@@ -228,6 +231,7 @@ impl ClusterWorld {
             replica_checker: ReplicaChecker::default(),
             acks_all_requests: BTreeMap::new(),
             script,
+            record: None,
             topic_workload,
             clients,
             history: History::default(),
@@ -246,6 +250,17 @@ impl ClusterWorld {
             cluster,
             plan,
         }
+    }
+
+    /// Fills a [`RunRecord`] as the run goes (see the contract in [`crate::report`]).
+    pub fn recording(mut self) -> ClusterWorld {
+        let mut record = RunRecord::for_options(&self.plan.options);
+        if let Some(workload) = &self.topic_workload {
+            record.header.partitions =
+                (0..workload.topic.partitions).map(|p| format!("{}-{p}", workload.topic.name)).collect();
+        }
+        self.record = Some(record);
+        self
     }
 
     pub fn run(mut self) -> Outcome {
@@ -393,6 +408,9 @@ impl ClusterWorld {
             Event::Start { node } => self.start_node(now, sequence, node),
             Event::Resume { node, incarnation } => self.resume(now, sequence, node, incarnation),
             Event::Heal => {
+                if let Some(record) = &mut self.record {
+                    record.net_healed(ms(now));
+                }
                 self.trace.event(sequence, now, &"sim", format_args!("heal network"));
                 self.net.heal();
             }
@@ -625,6 +643,9 @@ impl ClusterWorld {
                         panic!("ShutdownComplete without a shutdown in progress");
                     };
                     self.trace.event(sequence, now, &id, format_args!("controlled shutdown complete"));
+                    if let Some(record) = &mut self.record {
+                        record.node_down(ms(now), node as u32, "controlled shutdown");
+                    }
                     self.check_node(now, node);
                     self.nodes[node].stop();
                     self.schedule_start(node, now.plus_millis(down_ms));
@@ -680,6 +701,9 @@ impl ClusterWorld {
                 self.start_failed[node] = false;
                 let id = slot.id;
                 self.trace.event(sequence, now, &id, format_args!("started"));
+                if let Some(record) = &mut self.record {
+                    record.node_up(ms(now), node as u32);
+                }
                 self.checker.node_restarted(node as u32);
                 self.replica_checker.node_restarted(node as u32);
                 self.execute_effects(now, node);
@@ -698,6 +722,9 @@ impl ClusterWorld {
 
     fn power_off(&mut self, now: Time, node: usize, why: &str) {
         self.power_losses[node].push(now);
+        if let Some(record) = &mut self.record {
+            record.node_down(ms(now), node as u32, &format!("power off ({why})"));
+        }
         let report = self.nodes[node].power_off();
         let id = self.nodes[node].id;
         self.trace.event(self.sequence, now, &id, format_args!("power off ({why}): {report:?}"));
@@ -705,6 +732,9 @@ impl ClusterWorld {
 
     fn resume(&mut self, now: Time, sequence: u64, node: usize, incarnation: u64) {
         let Some(deferred) = self.nodes[node].resume(incarnation) else { return };
+        if let Some(record) = &mut self.record {
+            record.node_resumed(ms(now), node as u32);
+        }
         let id = self.nodes[node].id;
         self.trace.event(sequence, now, &id, format_args!("resume ({} deferred events)", deferred.len()));
         for event in deferred {
@@ -738,12 +768,18 @@ impl ClusterWorld {
                 let node = node.0 as usize;
                 if self.nodes[node].status == Status::Up {
                     self.nodes[node].status = Status::Paused;
+                    if let Some(record) = &mut self.record {
+                        record.node_paused(ms(now), node as u32);
+                    }
                     let incarnation = self.nodes[node].incarnation;
                     self.scheduler
                         .schedule(now.plus_millis(duration_ms), Event::Resume { node, incarnation });
                 }
             }
             Fault::Partition { partition, duration_ms } => {
+                if let Some(record) = &mut self.record {
+                    record.net_partition(ms(now), &partition);
+                }
                 self.net.partition(&partition);
                 self.scheduler.schedule(now.plus_millis(duration_ms), Event::Heal);
             }
@@ -923,6 +959,25 @@ impl ClusterWorld {
         self.checker.check_node(now, node as u32, core, &applied);
         if self.topic_workload.is_some() {
             self.replica_checker.check_node(now, node as u32, core, &slot.disk);
+        }
+        if let Some(record) = &mut self.record {
+            for replica in core.replicas().values() {
+                let partition = format!("{}-{}", replica.topic(), replica.partition());
+                let role = match replica.role() {
+                    RoleName::Leader => Role::Leader,
+                    RoleName::Follower { .. } => Role::Follower,
+                    _ => Role::None,
+                };
+                let t_ms = ms(now);
+                record.role(t_ms, &partition, node as u32, role, replica.leader_epoch());
+                record.offsets(
+                    t_ms,
+                    &partition,
+                    node as u32,
+                    replica.log().log_end_offset(),
+                    replica.high_watermark(),
+                );
+            }
         }
         self.follow_partitions(now, node);
     }
@@ -1183,6 +1238,10 @@ impl ClusterWorld {
             (acknowledged, 0)
         };
         let verdict = Verdict { ok: anomalies.is_empty(), anomalies, observations, acknowledged, confirmed };
+        let record = self.record.take().map(|mut record| {
+            self.record_history(&mut record, &verdict);
+            record
+        });
         Outcome {
             seed: self.plan.seed,
             workload: self.plan.options.workload(),
@@ -1192,7 +1251,7 @@ impl ClusterWorld {
             verdict,
             admin_ops: self.admin_ops(),
             history: std::mem::take(&mut self.history),
-            record: None,
+            record,
         }
     }
 
@@ -1237,9 +1296,65 @@ impl ClusterWorld {
             };
             match tag {
                 Some(tag) => {
-                    observations.push(Anomaly::new(&format!("{}-{tag}", anomaly.kind), anomaly.detail))
+                    observations.push(Anomaly { kind: format!("{}-{tag}", anomaly.kind), ..anomaly })
                 }
                 None => anomalies.push(anomaly),
+            }
+        }
+    }
+
+    /// Adds the client operations and the placed findings to the run report.
+    fn record_history(&self, record: &mut RunRecord, verdict: &Verdict) {
+        let topic = self.topic_workload.as_ref().map_or("events".to_string(), |w| w.topic.name.clone());
+        let mut invoked: BTreeMap<(u32, String), f64> = BTreeMap::new();
+        for op in &self.history.ops {
+            let first = op.records.first().map(|(_, id)| id.clone()).unwrap_or_default();
+            let kind = match op.kind {
+                OpKind::Send => "send",
+                OpKind::Poll => "poll",
+                OpKind::FinalRead => "final-read",
+                _ => continue,
+            };
+            let outcome = match op.op_type {
+                OpType::Invoke => {
+                    invoked.insert((op.process, first), op.time_ms);
+                    continue;
+                }
+                OpType::Ok => OpOutcome::Ok,
+                OpType::Fail => OpOutcome::Failed,
+                OpType::Info => OpOutcome::Indefinite,
+            };
+            let t_invoke_ms = invoked.remove(&(op.process, first)).unwrap_or(op.time_ms);
+            record.client_op(ClientOp {
+                t_invoke_ms,
+                t_complete_ms: op.time_ms,
+                process: op.process,
+                partition: format!("{topic}-{}", op.partition),
+                kind: kind.to_string(),
+                outcome,
+                offsets: op.records.iter().map(|(offset, _)| *offset).filter(|offset| *offset >= 0).collect(),
+                acks: op.acks.map(|acks| {
+                    match acks {
+                        Acks::All => "all",
+                        Acks::Leader => "1",
+                        Acks::None => "0",
+                    }
+                    .to_string()
+                }),
+            });
+        }
+        let findings = verdict.anomalies.iter().map(|a| (a, true));
+        for (finding, failing) in findings.chain(verdict.observations.iter().map(|a| (a, false))) {
+            if let Some(t_ms) = finding.time_ms {
+                let partition = finding.partition.map(|p| format!("{topic}-{p}"));
+                record.anomaly(
+                    Some(t_ms),
+                    &finding.kind,
+                    &finding.detail,
+                    partition.as_deref(),
+                    finding.offset,
+                    failing,
+                );
             }
         }
     }
@@ -1570,4 +1685,9 @@ fn summarize(message: &NodeMessage) -> String {
         }
         other => format!("{other:?}"),
     }
+}
+
+/// Simulated milliseconds (the report's unit).
+fn ms(time: Time) -> f64 {
+    time.as_nanos() as f64 / 1e6
 }
