@@ -152,6 +152,9 @@ pub struct ClusterWorld {
     isr_history: BTreeMap<u32, Vec<(Time, Vec<u32>)>>,
     /// Durable damage on any node's partition data as it happened: (node, when, file).
     data_damage: Vec<(u32, Time, String)>,
+    /// Durable damage to any node's metadata (quorum state, metadata log, snapshots): (node, when).
+    /// A broker reading a damaged image may act on a wrong view of its partitions.
+    metadata_damage: Vec<(u32, Time)>,
     /// Per node, how many entries of its disk's damage list were already looked at.
     data_damage_seen: Vec<usize>,
     final_reads_started: bool,
@@ -240,6 +243,7 @@ impl ClusterWorld {
             partition_states_offset: -1,
             isr_history: BTreeMap::new(),
             data_damage: Vec::new(),
+            metadata_damage: Vec::new(),
             data_damage_seen: vec![0; node_count],
             final_reads_started: false,
             chaos_started_at: None,
@@ -1183,7 +1187,11 @@ impl ClusterWorld {
         let mut anomalies = Vec::new();
         let mut observations = Vec::new();
         let end = self.scheduler.now();
-        let damage = self.damage_explains("", end);
+        // A node that cannot start for damage to its own state (a broker-only node may take any
+        // damage in liveness mode) can leave partitions below min.insync.replicas for good.
+        let unstartable =
+            self.nodes.iter().zip(&self.start_failed).any(|(slot, failed)| *failed && slot.damaged());
+        let damage = self.damage_explains("", end) || unstartable;
         let times = std::mem::take(&mut self.checker.anomaly_times);
         for (anomaly, at) in std::mem::take(&mut self.checker.anomalies).into_iter().zip(times) {
             if anomaly.kind != "event-budget-exceeded" && self.damage_explains(&anomaly.kind, at) {
@@ -1272,7 +1280,8 @@ impl ClusterWorld {
         let findings = checker.anomalies.into_iter().zip(checker.anomaly_times).zip(checker.anomaly_places);
         for ((anomaly, at), ((_, partition), _)) in findings {
             let nodes = replicas.get(&partition).cloned().unwrap_or_default();
-            let damaged = self.data_damage.iter().any(|(node, when, _)| nodes.contains(node) && *when <= at);
+            let damaged = self.data_damage.iter().any(|(node, when, _)| nodes.contains(node) && *when <= at)
+                || self.metadata_damage.iter().any(|(node, when)| nodes.contains(node) && *when <= at);
             // What a lost committed record shows: a leader without it, a replica with another
             // batch in its place, a high watermark cut back to a shorter log, an acks=all answer
             // whose other copies were in page caches that lost power.
@@ -1475,7 +1484,11 @@ impl ClusterWorld {
             .map(|core| core.image())
             .filter(|image| image.topics_by_name.contains_key(topic))
             .max_by_key(|image| image.end_offset);
-        let Some(image) = image else { return BTreeMap::new() };
+        let Some(image) = image else {
+            // No live node holds the topic now (all stopped at the end, or their images were
+            // damaged): the workload topic's assignment as the run last saw it.
+            return self.partition_states.iter().map(|(p, state)| (*p, state.replicas.clone())).collect();
+        };
         let id = image.topics_by_name[topic];
         image.topics[&id]
             .partitions
@@ -1519,7 +1532,12 @@ impl ClusterWorld {
         for (node, seen) in self.data_damage_seen.iter_mut().enumerate() {
             let damage = self.nodes[node].disk.damage();
             for item in &damage[*seen..] {
-                if !matches!(item.kind, DamageKind::Torn { .. }) && !item.path.starts_with("metadata/") {
+                if matches!(item.kind, DamageKind::Torn { .. }) {
+                    continue;
+                }
+                if item.path.starts_with("metadata/") {
+                    self.metadata_damage.push((node as u32, now));
+                } else {
                     self.data_damage.push((node as u32, now, item.path.clone()));
                 }
             }

@@ -1225,6 +1225,14 @@ impl Replica {
     /// below the log end; a cut inside a batch is moved down to the batch's start.
     fn truncate_to(&mut self, env: &mut Env<'_>, offset: i64) {
         if offset >= self.log.log_end_offset() {
+            // Nothing to cut from the log, but the epoch cache may end with an epoch this replica
+            // started as leader and appended nothing in: it names that epoch as its last fetched
+            // one, which the leader does not know, and the same divergence comes back forever.
+            // Kafka truncates the epoch cache at the log end here too.
+            let end = self.log.log_end_offset();
+            if let Err(error) = self.epochs.truncate_from_end(env, end) {
+                self.halt(format!("{}: epoch cache: {error:?}", self.log.dir()));
+            }
             return;
         }
         let boundary = self.batch_boundary_at_or_below(env, offset);
