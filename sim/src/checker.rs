@@ -337,9 +337,13 @@ fn index(input: &CheckInput<'_>, report: &mut Report) -> Facts {
                     ..place
                 });
             }
-            let entry =
-                facts.at_offset.entry((op.partition, *offset)).or_insert((BTreeSet::new(), op.time_ms));
+            // A value read was there from some time after its send's invocation (an indefinite
+            // send may have been appended long before anyone read it): a power loss since the
+            // invocation may have taken it.
+            let since = facts.sent.get(&id).copied().unwrap_or(op.time_ms).min(op.time_ms);
+            let entry = facts.at_offset.entry((op.partition, *offset)).or_insert((BTreeSet::new(), since));
             entry.0.insert(id);
+            entry.1 = entry.1.min(since);
             facts.offsets_of.entry(id).or_default().insert((op.partition, *offset));
             facts.read.insert(id);
             if op.kind == OpKind::FinalRead {
