@@ -24,10 +24,10 @@ use std::collections::BTreeMap;
 use rand_chacha::ChaCha8Rng;
 use seedlog_core::env::{Env, StorageError, Time};
 use seedlog_core::metadata::PartitionState;
-use seedlog_core::node::{Node, NodeEffect, NodeMessage, NodeSyncToken};
+use seedlog_core::node::{Node, NodeEffect, NodeMessage, NodeSyncToken, ReplicaKey};
 use seedlog_core::protocol::{Acks, ClientRequest, ClientResponse};
 use seedlog_core::quorum::{FetchResult, QuorumMessage, QuorumRole};
-use seedlog_core::replica::{FlushPolicy, RoleName};
+use seedlog_core::replica::{FlushPolicy, Replica, RoleName};
 
 use super::admin::{Admin, AdminOp, AdminOutcome, AdminSettings};
 use super::clients::{Client, Consumer, Producer, TopicCreator};
@@ -990,32 +990,33 @@ impl ClusterWorld {
     /// `min.insync.replicas` replicas.
     fn check_acks_all(&mut self, now: Time, partition: u32, base_offset: i64) {
         let Some(workload) = &self.topic_workload else { return };
-        let replicas: Vec<(u32, &seedlog_core::replica::Replica)> = self
-            .nodes
+        let live = Self::live_replicas(&self.nodes, &workload.topic.name, partition);
+        // The answering leader is live, so its replica names the partition's key.
+        let Some((_, key, _)) = live.first() else { return };
+        let key = *key;
+        let replicas: Vec<(u32, &Replica)> =
+            live.into_iter().map(|(node, _, replica)| (node, replica)).collect();
+        self.replica_checker.check_acks_all(now, key, base_offset, &replicas);
+    }
+
+    /// The replicas of `topic`'s `partition` on every node that is not down (a paused node still
+    /// holds its log): `(node, key, replica)`.
+    fn live_replicas<'a>(
+        nodes: &'a [NodeSlot],
+        topic: &str,
+        partition: u32,
+    ) -> Vec<(u32, ReplicaKey, &'a Replica)> {
+        nodes
             .iter()
             .filter(|slot| slot.status != Status::Down)
             .filter_map(|slot| Some((slot.id.0, slot.core.as_ref()?)))
-            .flat_map(|(id, core)| {
+            .flat_map(|(node, core)| {
                 core.replicas()
                     .iter()
-                    .filter(|(key, replica)| key.1 == partition && replica.topic() == workload.topic.name)
-                    .map(move |(_, replica)| (id, replica))
+                    .filter(|(key, replica)| key.1 == partition && replica.topic() == topic)
+                    .map(move |(key, replica)| (node, *key, replica))
             })
-            .collect();
-        let Some(key) = self
-            .nodes
-            .iter()
-            .filter_map(|slot| slot.core.as_ref())
-            .find_map(|core| {
-                core.replicas()
-                    .iter()
-                    .find(|(key, replica)| key.1 == partition && replica.topic() == workload.topic.name)
-            })
-            .map(|(key, _)| *key)
-        else {
-            return;
-        };
-        self.replica_checker.check_acks_all(now, key, base_offset, &replicas);
+            .collect()
     }
 
     /// Traces each change to the workload topic's partitions (leader, epoch, ISR) the first time
@@ -1271,11 +1272,7 @@ impl ClusterWorld {
         let Some(workload) = &self.topic_workload else { return };
         let replicas = self.replica_assignment(&workload.topic.name);
         let unsafe_settings = super::options::unsafe_settings(&workload.topic);
-        let flush_tag = match workload.topic.flush {
-            FlushPolicy::Always => None,
-            FlushPolicy::Interval { .. } => Some("flush-interval"),
-            FlushPolicy::Never => Some("flush-never"),
-        };
+        let flush_tag = flush_tag(&workload.topic.flush);
         let checker = std::mem::take(&mut self.replica_checker);
         let findings = checker.anomalies.into_iter().zip(checker.anomaly_times).zip(checker.anomaly_places);
         for ((anomaly, at), ((_, partition), _)) in findings {
@@ -1413,28 +1410,23 @@ impl ClusterWorld {
             }
         }
         let replicas = self.replica_assignment(&workload.topic.name);
-        let ms = |time: &Time| time.as_nanos() as f64 / 1e6;
         let mut excuses = crate::checker::Excuses {
             unreachable_final_reads,
             unsafe_settings: super::options::unsafe_settings(&workload.topic),
-            flush_tag: match workload.topic.flush {
-                FlushPolicy::Always => None,
-                FlushPolicy::Interval { .. } => Some("flush-interval"),
-                FlushPolicy::Never => Some("flush-never"),
-            },
+            flush_tag: flush_tag(&workload.topic.flush),
             ..Default::default()
         };
         for (node, losses) in self.power_losses.iter().enumerate() {
-            excuses.power_losses.insert(node as u32, losses.iter().map(ms).collect());
+            excuses.power_losses.insert(node as u32, losses.iter().map(|at| ms(*at)).collect());
         }
         for (partition, history) in &self.isr_history {
-            let history = history.iter().map(|(at, isr)| (ms(at), isr.clone())).collect();
+            let history = history.iter().map(|(at, isr)| (ms(*at), isr.clone())).collect();
             excuses.isr_history.insert(*partition, history);
         }
         for partition in 0..partitions {
             let nodes = replicas.get(&partition).cloned().unwrap_or_default();
             let damaged =
-                self.data_damage.iter().filter(|(node, _, _)| nodes.contains(node)).map(|(_, at, _)| ms(at));
+                self.data_damage.iter().filter(|(node, _, _)| nodes.contains(node)).map(|(_, at, _)| ms(*at));
             if let Some(first) = damaged.reduce(f64::min) {
                 excuses.damaged_at.insert(partition, first);
             }
@@ -1466,7 +1458,7 @@ impl ClusterWorld {
             final_read_reached,
             liveness_required,
             excuses,
-            end_ms: ms(&end),
+            end_ms: ms(end),
         };
         let verdict = crate::checker::check(&input);
         anomalies.extend(verdict.anomalies);
@@ -1516,15 +1508,8 @@ impl ClusterWorld {
         if !self.data_damage.iter().any(|(node, _, _)| nodes.contains(node)) {
             return false;
         }
-        let live_ends = self
-            .nodes
-            .iter()
-            .filter(|slot| slot.status == Status::Up)
-            .filter_map(|slot| slot.core.as_ref())
-            .flat_map(|core| core.replicas().iter())
-            .filter(|(key, replica)| key.1 == partition && replica.topic() == workload.topic.name)
-            .map(|(_, replica)| replica.log().log_end_offset());
-        live_ends.max().is_none_or(|end| end < target)
+        let live = Self::live_replicas(&self.nodes, &workload.topic.name, partition);
+        live.iter().map(|(_, _, replica)| replica.log().log_end_offset()).max().is_none_or(|end| end < target)
     }
 
     /// Records durable damage (not a torn unsynced write) to any node's partition data.
@@ -1708,4 +1693,13 @@ fn summarize(message: &NodeMessage) -> String {
 /// Simulated milliseconds (the report's unit).
 fn ms(time: Time) -> f64 {
     time.as_nanos() as f64 / 1e6
+}
+
+/// What a loss is excused as under `policy` once replicas lost power: nothing under `always`.
+fn flush_tag(policy: &FlushPolicy) -> Option<&'static str> {
+    match policy {
+        FlushPolicy::Always => None,
+        FlushPolicy::Interval { .. } => Some("flush-interval"),
+        FlushPolicy::Never => Some("flush-never"),
+    }
 }
