@@ -33,7 +33,7 @@ use std::fs::File;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use seedlog_core::env::{Env, NoFaults, StorageError, Time};
@@ -526,6 +526,66 @@ pub async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
     Ok(Some(Bytes::from(frame)))
 }
 
+/// Reads size-prefixed frames from one stream into a buffer it keeps: each read takes whatever
+/// the socket has (several small requests, or a large one in a few reads), and a frame is handed
+/// out as a slice of the buffer, without zeroing or copying it. Once the frames handed out are
+/// dropped, the buffer's memory is reused, so a connection streaming large produce requests does
+/// not make the allocator fault in fresh pages for every request.
+pub struct FrameReader {
+    buffer: BytesMut,
+    frame_bytes_max: u32,
+}
+
+impl FrameReader {
+    /// The least free room a read is given: small requests arrive many to a read.
+    pub const READ_BYTES_MIN: usize = 64 << 10;
+
+    pub fn new(frame_bytes_max: u32) -> FrameReader {
+        FrameReader { buffer: BytesMut::new(), frame_bytes_max }
+    }
+
+    /// The next frame (without its size prefix). `Ok(None)` at a clean end of stream; a negative
+    /// size, a size over the limit or a stream ending inside a frame is an error.
+    pub async fn next<R: tokio::io::AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut R,
+    ) -> Result<Option<Bytes>, String> {
+        loop {
+            let mut wanted = Self::READ_BYTES_MIN;
+            if self.buffer.len() >= 4 {
+                let size =
+                    i32::from_be_bytes([self.buffer[0], self.buffer[1], self.buffer[2], self.buffer[3]]);
+                if size < 0 {
+                    return Err(format!("negative frame size {size}"));
+                }
+                if size as u32 > self.frame_bytes_max {
+                    return Err(format!(
+                        "a {size}-byte frame is over the {}-byte limit",
+                        self.frame_bytes_max
+                    ));
+                }
+                let frame_end = 4 + size as usize;
+                if self.buffer.len() >= frame_end {
+                    self.buffer.advance(4);
+                    return Ok(Some(self.buffer.split_to(size as usize).freeze()));
+                }
+                wanted = wanted.max(frame_end - self.buffer.len());
+            }
+            if self.buffer.capacity() - self.buffer.len() < wanted {
+                self.buffer.reserve(wanted);
+            }
+            let read = reader.read_buf(&mut self.buffer).await.map_err(|error| error.to_string())?;
+            if read == 0 {
+                return if self.buffer.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(format!("truncated frame: the stream ended {} bytes into it", self.buffer.len()))
+                };
+            }
+        }
+    }
+}
+
 /// One request of a connection, in arrival order.
 struct Slot {
     pending: Option<Box<Pending>>,
@@ -551,8 +611,9 @@ async fn serve_client<N: Network>(
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (frames_tx, mut frames) = mpsc::channel::<Result<Bytes, String>>(8);
     let reading = tokio::spawn(async move {
+        let mut frame_reader = FrameReader::new(request_bytes_max);
         loop {
-            match read_frame(&mut reader, request_bytes_max).await {
+            match frame_reader.next(&mut reader).await {
                 Ok(Some(frame)) => {
                     if frames_tx.send(Ok(frame)).await.is_err() {
                         return;
@@ -589,19 +650,22 @@ async fn serve_client<N: Network>(
                     Parsed::Respond(frame) => slots.push_back(Slot {
                         pending: None, answers: Vec::new(), outstanding: 0, frame: Some(frame), done: true,
                     }),
-                    Parsed::Pending(pending) => {
-                        let mut answers = Vec::with_capacity(pending.parts.len());
+                    Parsed::Pending(mut pending) => {
+                        // The parts go to the core (a produce part owns its batch: no copy); the
+                        // answers are joined with what `pending` keeps of the request.
+                        let parts = std::mem::take(&mut pending.parts);
+                        let mut answers = Vec::with_capacity(parts.len());
                         let mut outstanding = 0;
-                        for (index, part) in pending.parts.iter().enumerate() {
+                        for (index, part) in parts.into_iter().enumerate() {
                             match part {
-                                Part::Done(answer) => answers.push(Some(answer.clone())),
+                                Part::Done(answer) => answers.push(Some(answer)),
                                 Part::Ask(request) => {
                                     answers.push(None);
                                     outstanding += 1;
                                     let correlation_id = next_id;
                                     next_id += 1;
                                     parts_by_id.insert(correlation_id, (sequence, index));
-                                    let _ = inputs.send(Input::Client { connection, correlation_id, request: request.clone() });
+                                    let _ = inputs.send(Input::Client { connection, correlation_id, request });
                                 }
                             }
                         }
