@@ -1,8 +1,10 @@
 //! Node-to-node links: the core's [`NodeMessage`]s over TCP, on every node's internal listener
 //! (the first of `controller.listener.names`).
 //!
-//! Format: each frame is a 4-byte big-endian length and that many bytes of JSON (serde_json of a
-//! [`PeerFrame`]). A connection carries one direction only: the dialling node sends a `Hello`
+//! Format: each frame is a 4-byte big-endian length and that many bytes of bincode (bincode 1's
+//! varint encoding of a [`PeerFrame`], at most [`PEER_FRAME_BYTES_MAX`]). Not JSON: JSON writes
+//! record bytes as arrays of decimal numbers, three to four times their size, and encoding and
+//! parsing them capped replication at a few MB/s. Both ends must run the same build. A connection carries one direction only: the dialling node sends a `Hello`
 //! (its node id and the address of its own internal listener, so the receiver can answer a node
 //! it has no configuration for — a broker-only observer) and then messages.
 //!
@@ -16,12 +18,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use bincode::Options;
 use seedlog_core::node::NodeMessage;
 use seedlog_core::quorum::NodeId;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use crate::driver::{read_frame, Input};
+use crate::driver::{FrameReader, Input};
 use crate::net::Network;
 
 pub const LINK_QUEUE_MAX: usize = 4096;
@@ -30,7 +33,7 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// The largest frame between nodes (a replica fetch answer as JSON is a few times its bytes).
+/// The largest frame between nodes (a replica fetch answer is its records and a little more).
 pub const PEER_FRAME_BYTES_MAX: u32 = 256 << 20;
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -39,13 +42,24 @@ pub enum PeerFrame {
     Message(NodeMessage),
 }
 
+/// The encoding of a frame's body; a length over the frame limit is an error, never an allocation.
+fn options() -> impl bincode::Options {
+    bincode::DefaultOptions::new().with_limit(u64::from(PEER_FRAME_BYTES_MAX))
+}
+
+/// A frame: its length, then its body. `None` for a frame over [`PEER_FRAME_BYTES_MAX`].
 fn encode(frame: &PeerFrame) -> Option<Vec<u8>> {
-    let body = serde_json::to_vec(frame).ok()?;
-    let length = u32::try_from(body.len()).ok().filter(|length| *length <= PEER_FRAME_BYTES_MAX)?;
-    let mut bytes = Vec::with_capacity(body.len() + 4);
+    let body_bytes = options().serialized_size(frame).ok()?;
+    let length = u32::try_from(body_bytes).ok().filter(|length| *length <= PEER_FRAME_BYTES_MAX)?;
+    let mut bytes = Vec::with_capacity(4 + length as usize);
     bytes.extend_from_slice(&length.to_be_bytes());
-    bytes.extend_from_slice(&body);
+    options().serialize_into(&mut bytes, frame).ok()?;
     Some(bytes)
+}
+
+/// A frame's body back into a frame; `None` for anything that does not decode (the link closes).
+fn decode(body: &[u8]) -> Option<PeerFrame> {
+    options().deserialize(body).ok()
 }
 
 /// The outgoing links of one node, created on first use.
@@ -157,14 +171,15 @@ pub async fn accept_loop<N: Network>(mut listener: N::Listener, inputs: mpsc::Un
 }
 
 async fn serve_inbound<N: Network>(mut stream: N::Stream, inputs: mpsc::UnboundedSender<Input>) {
-    let hello = tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut stream, PEER_FRAME_BYTES_MAX)).await;
+    let mut frames = FrameReader::new(PEER_FRAME_BYTES_MAX);
+    let hello = tokio::time::timeout(HELLO_TIMEOUT, frames.next(&mut stream)).await;
     let Ok(Ok(Some(hello))) = hello else { return };
-    let Ok(PeerFrame::Hello { node_id, address }) = serde_json::from_slice(&hello) else { return };
+    let Some(PeerFrame::Hello { node_id, address }) = decode(&hello) else { return };
     if inputs.send(Input::PeerAddress { node: node_id, address }).is_err() {
         return;
     }
-    while let Ok(Some(frame)) = read_frame(&mut stream, PEER_FRAME_BYTES_MAX).await {
-        let Ok(PeerFrame::Message(message)) = serde_json::from_slice(&frame) else { return };
+    while let Ok(Some(frame)) = frames.next(&mut stream).await {
+        let Some(PeerFrame::Message(message)) = decode(&frame) else { return };
         if inputs.send(Input::Peer { from: node_id, message }).is_err() {
             return;
         }
