@@ -1,26 +1,31 @@
 #!/usr/bin/env python3
-"""Seedlog's broker benchmark: real brokers, a real Kafka client (librdkafka through
-confluent-kafka), figures printed, nothing asserted on time.
+"""Seedlog's broker benchmark: real brokers, real Kafka clients (librdkafka), figures printed,
+nothing asserted on time.
 
-Run it through scripts/bench-broker, which builds `seedlog` with --release first. What it does:
+Run it through scripts/bench-broker, which builds `seedlog` and the load generator (tests/loadgen,
+librdkafka through the `rdkafka` crate) with --release first. What it does:
 
 1. single broker: starts `seedlog broker` (flush policy never) on free ports in a temporary
-   directory, reads its RSS at rest, creates a topic (1 partition, RF 1), then
-   - produce: N records of 100 bytes, acks=all, timed from the first produce() to the end of
-     flush() (every record acknowledged); broker and client CPU over the same window;
-   - consume: the same N records from offset 0 by an assigned consumer, timed from the first
-     fetch to the N-th record;
-   - latency: a second topic; a consumer process assigned at offset 0, this process producing
-     at a fixed rate (default 10,000 records/s) for a fixed time, each value carrying its
+   directory, reads its RSS at rest, creates a topic (1 partition, RF 1), then, --repeat times:
+   - produce: N records of 100 bytes, acks=all, timed from the first send to the end of flush
+     (every record acknowledged); broker and client CPU over the same window;
+   - consume: the same N records from offset 0 by an assigned consumer, timed from the
+     assignment to the N-th record, every offset once and in order;
+   then
+   - latency: sync (the runs above leave dirty pages whose writeback stalls the broker), a new
+     topic, a consumer process (confluent-kafka) assigned at offset 0, this process producing at
+     a fixed rate (default 10,000 records/s) for a fixed time, each value carrying its
      CLOCK_MONOTONIC send time; the consumer computes receive - send per record;
    - RSS after the load.
 2. three brokers: `seedlog cluster --brokers 3`, a topic with RF 3 and min.insync.replicas 2, the
    same produce run; the RF 3 / RF 1 ratio of produce rates.
-3. client ceilings: produce() into a producer whose broker never answers (the Python + librdkafka
-   enqueue cost alone), and a full produce run against librdkafka's in-process mock broker.
+3. client ceiling: a produce run against librdkafka's in-process mock broker (with --client
+   python: also confluent-kafka queueing with no broker at all).
 
-Every figure is printed with the machine's core count and load average. Client settings are
-printed too; they are the ones a Kafka throughput benchmark would use.
+--client python runs the throughput runs with confluent-kafka in this process instead (its
+per-record Python cost caps it well below the broker). Every figure is printed with the machine's
+core count and load average, and every throughput line with the CPU time per record of client and
+broker. Client settings are printed too; they are the ones a Kafka throughput benchmark would use.
 """
 
 import argparse
@@ -567,6 +572,13 @@ def bench(args):
                     show_throughput("consume, 1 broker", consumed)
                     results.setdefault("consume", []).append(consumed)
                 if args.latency_seconds > 0:
+                    if not args.no_sync_before_latency:
+                        # The runs above left about a GiB of dirty pages; while the kernel writes
+                        # them back, the broker's writes can block (see docs/performance.md).
+                        started = time.perf_counter()
+                        os.sync()
+                        print(f"sync before the latency run: {time.perf_counter() - started:.1f}s",
+                              flush=True)
                     create_topic(broker.bootstrap, "latency", 1, 1)
                     latency = latency_run(broker.bootstrap, "latency", args.latency_rate,
                                           args.latency_seconds, args.latency_warmup_seconds)
@@ -659,6 +671,8 @@ def main():
     run.add_argument("--latency-rate", type=int, default=10_000)
     run.add_argument("--latency-seconds", type=float, default=20)
     run.add_argument("--latency-warmup-seconds", type=float, default=1)
+    run.add_argument("--no-sync-before-latency", action="store_true",
+                     help="do not write back the throughput runs' dirty pages (sync) before the latency run")
     run.add_argument("--settle-seconds", type=float, default=2)
     run.add_argument("--override", action="append", default=[],
                      help="KEY=VALUE passed to every broker (repeatable)")
