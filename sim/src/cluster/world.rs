@@ -343,13 +343,14 @@ impl ClusterWorld {
         }
     }
 
-    fn summarize(&self, message: &NodeMessage) -> String {
-        if self.topic_workload.is_some() {
-            if let Some(line) = summarize_client(message) {
-                return line;
-            }
-        }
-        summarize(message)
+    /// Traces a delivered message: hashed from its fields, rendered only when the trace is shown.
+    fn trace_delivery(&mut self, now: Time, sequence: u64, from: NodeId, to: NodeId, message: &NodeMessage) {
+        let client_lines = self.topic_workload.is_some();
+        let render = || {
+            let line = client_lines.then(|| summarize_client(message)).flatten();
+            format!("recv from {from}: {}", line.unwrap_or_else(|| summarize(message)))
+        };
+        self.trace.structured(sequence, now, &to, "recv", &(from, message), render);
     }
 
     /// In the cluster workload: the chaos starts when the topic creator is done.
@@ -449,23 +450,13 @@ impl ClusterWorld {
                 }
                 Status::Up | Status::ShuttingDown { .. } => {}
             }
-            self.trace.event(
-                sequence,
-                now,
-                &to,
-                format_args!("recv from {from}: {}", self.summarize(&message)),
-            );
+            self.trace_delivery(now, sequence, from, to, &message);
             self.with_node(now, index, |n, env| n.handle_message(env, from.0, message));
             return;
         }
         let client_base = self.nodes.len() + self.admins.len();
         if let Some(client) = index.checked_sub(client_base).filter(|c| *c < self.clients.len()) {
-            self.trace.event(
-                sequence,
-                now,
-                &to,
-                format_args!("recv from {from}: {}", self.summarize(&message)),
-            );
+            self.trace_delivery(now, sequence, from, to, &message);
             if let NodeMessage::ClientResponse { correlation_id, response } = message {
                 let slot = &mut self.clients[client];
                 slot.client.on_response(now, correlation_id, response, &mut self.history);
@@ -478,7 +469,7 @@ impl ClusterWorld {
         let Some(admin) = index.checked_sub(self.nodes.len()).filter(|a| *a < self.admins.len()) else {
             return;
         };
-        self.trace.event(sequence, now, &to, format_args!("recv from {from}: {}", self.summarize(&message)));
+        self.trace_delivery(now, sequence, from, to, &message);
         if let NodeMessage::ControllerResponse { correlation_id, response } = message {
             self.admins[admin].admin.on_response(now, correlation_id, response);
             self.arm_admin(admin);
@@ -1635,10 +1626,9 @@ fn topic_clients(
     clients.into_iter().map(|client| ClientSlot { client, scheduled: None }).collect()
 }
 
-/// A message's trace line; the cluster workload's record payloads (produce batches, fetched
-/// records) as their length and hash: formatting megabytes of bytes per message made the cluster
-/// workload run at a few thousand events per second. (The controller workload keeps its full
-/// lines, so its trace hashes stay as they were.)
+/// A message's line in a shown trace (the hash takes the message's fields, see
+/// [`Trace::structured`]); the cluster workload's record payloads (produce batches, fetched
+/// records) as their length and hash, not megabytes of bytes.
 fn summarize_client(message: &NodeMessage) -> Option<String> {
     let bytes = |b: &[u8]| format!("{}B #{:016x}", b.len(), rng::fnv1a64(b));
     match message {
