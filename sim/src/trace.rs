@@ -60,10 +60,19 @@ impl Trace {
 
     /// Records one event. `node` is the node it happened on (`-` for the simulator itself).
     pub fn event(&mut self, sequence: u64, now: Time, node: &dyn fmt::Display, what: fmt::Arguments<'_>) {
-        // The line shows microseconds; the hash takes the exact nanoseconds too.
+        // The hash takes the exact nanoseconds and the sequence number as numbers, the rest as
+        // the line's text (a constant text is not formatted at all).
         let mut hasher = Fnv(self.hash);
         hasher.write(&now.as_nanos().to_le_bytes());
-        let _ = writeln!(hasher, "{sequence} {now} {node} {what}");
+        hasher.write_u64(sequence);
+        let _ = write!(hasher, "{node} ");
+        match what.as_str() {
+            Some(text) => hasher.write(text.as_bytes()),
+            None => {
+                let _ = hasher.write_fmt(what);
+            }
+        }
+        hasher.write(b"\n");
         self.hash = hasher.0;
         self.events += 1;
         if self.emit {
