@@ -39,11 +39,11 @@ use crate::buggify::SimFaults;
 use crate::checker::{Anomaly, Verdict};
 use crate::clock::SimClock;
 use crate::disk::{DamageKind, FaultAtlas, FaultMode, SimDisk, SyncTicket};
-use crate::history::{History, OpKind, OpType};
+use crate::history::History;
 use crate::net::{NodeId, Partition, SimNet};
 use crate::plan::{Fault, Plan};
 use crate::process::{Process, Status};
-use crate::report::{ClientOp, OpOutcome, Role, RunRecord};
+use crate::report::{ms, Role, RunRecord};
 use crate::rng;
 use crate::scheduler::{Scheduler, QUEUE_HEADROOM, QUEUE_MAX};
 use crate::trace::Trace;
@@ -1239,7 +1239,8 @@ impl ClusterWorld {
         };
         let verdict = Verdict { ok: anomalies.is_empty(), anomalies, observations, acknowledged, confirmed };
         let record = self.record.take().map(|mut record| {
-            self.record_history(&mut record, &verdict);
+            let topic = self.topic_workload.as_ref().map_or("events", |w| w.topic.name.as_str());
+            record.add_history(topic, &self.history, &verdict);
             record
         });
         Outcome {
@@ -1296,62 +1297,6 @@ impl ClusterWorld {
                     observations.push(Anomaly { kind: format!("{}-{tag}", anomaly.kind), ..anomaly })
                 }
                 None => anomalies.push(anomaly),
-            }
-        }
-    }
-
-    /// Adds the client operations and the placed findings to the run report.
-    fn record_history(&self, record: &mut RunRecord, verdict: &Verdict) {
-        let topic = self.topic_workload.as_ref().map_or("events".to_string(), |w| w.topic.name.clone());
-        let mut invoked: BTreeMap<(u32, String), f64> = BTreeMap::new();
-        for op in &self.history.ops {
-            let first = op.records.first().map(|(_, id)| id.clone()).unwrap_or_default();
-            let kind = match op.kind {
-                OpKind::Send => "send",
-                OpKind::Poll => "poll",
-                OpKind::FinalRead => "final-read",
-                _ => continue,
-            };
-            let outcome = match op.op_type {
-                OpType::Invoke => {
-                    invoked.insert((op.process, first), op.time_ms);
-                    continue;
-                }
-                OpType::Ok => OpOutcome::Ok,
-                OpType::Fail => OpOutcome::Failed,
-                OpType::Info => OpOutcome::Indefinite,
-            };
-            let t_invoke_ms = invoked.remove(&(op.process, first)).unwrap_or(op.time_ms);
-            record.client_op(ClientOp {
-                t_invoke_ms,
-                t_complete_ms: op.time_ms,
-                process: op.process,
-                partition: format!("{topic}-{}", op.partition),
-                kind: kind.to_string(),
-                outcome,
-                offsets: op.records.iter().map(|(offset, _)| *offset).filter(|offset| *offset >= 0).collect(),
-                acks: op.acks.map(|acks| {
-                    match acks {
-                        Acks::All => "all",
-                        Acks::Leader => "1",
-                        Acks::None => "0",
-                    }
-                    .to_string()
-                }),
-            });
-        }
-        let findings = verdict.anomalies.iter().map(|a| (a, true));
-        for (finding, failing) in findings.chain(verdict.observations.iter().map(|a| (a, false))) {
-            if let Some(t_ms) = finding.time_ms {
-                let partition = finding.partition.map(|p| format!("{topic}-{p}"));
-                record.anomaly(
-                    Some(t_ms),
-                    &finding.kind,
-                    &finding.detail,
-                    partition.as_deref(),
-                    finding.offset,
-                    failing,
-                );
             }
         }
     }
@@ -1678,11 +1623,6 @@ fn summarize(message: &NodeMessage) -> String {
         }
         other => format!("{other:?}"),
     }
-}
-
-/// Simulated milliseconds (the report's unit).
-fn ms(time: Time) -> f64 {
-    time.as_nanos() as f64 / 1e6
 }
 
 /// What a loss is excused as under `policy` once replicas lost power: nothing under `always`.
