@@ -18,7 +18,8 @@
 //! Seeds: `SEEDLOG_TURMOIL_SEED=S` runs seed S alone (and prints its plan and the client's
 //! history); `SEEDLOG_TURMOIL_SEEDS=N` runs seeds 0..N (default [`SEEDS_DEFAULT`]);
 //! `SEEDLOG_TURMOIL_FIRST=F` starts there. A failure prints the seed, its plan and the command
-//! that replays it. `planted_unsynced_log_is_caught` is the tier's proof of power: the same
+//! that replays it (bit for bit when built with `RUSTFLAGS="--cfg tokio_unstable"`, which lets
+//! turmoil seed tokio's own draws). `planted_unsynced_log_is_caught` is the tier's proof of power: the same
 //! harness with a file system that skips the partition logs' fsyncs must lose acknowledged records
 //! to a whole-cluster power loss and say so.
 
@@ -829,8 +830,15 @@ impl Outcome {
     }
 }
 
+/// The command that replays `seed`, and the one that replays it exactly (tokio's `select!` draws
+/// are seeded by turmoil only under `--cfg tokio_unstable`; docs/turmoil.md).
 fn replay_command(seed: u64) -> String {
-    format!("SEEDLOG_TURMOIL_SEED={seed} cargo test -p seedlog-tests --test turmoil -- --nocapture")
+    let command =
+        format!("SEEDLOG_TURMOIL_SEED={seed} cargo test -p seedlog-tests --test turmoil -- --nocapture");
+    format!(
+        "{command}\nreplay with the same interleaving: RUSTFLAGS=\"--cfg tokio_unstable\" \
+         CARGO_TARGET_DIR=target/tokio-unstable {command}"
+    )
 }
 
 /// Registers the three brokers (each start gets its own rng seed) on `file_system`.
