@@ -31,8 +31,7 @@ pub fn run_plan(plan: plan::Plan, script: cluster::script::Script, emit_trace: b
 /// Runs one plan like [`run_plan`], asking its world to fill a [`report::RunRecord`] into
 /// `Outcome::record` (`seedlog-sim run --report DIR`).
 ///
-/// The cluster and controller workloads record; the log workload does not yet (`record` stays
-/// `None`). A world records from `report::RunRecord::for_options(&plan.options)`, fills it as the
+/// Every workload records. A world records from `report::RunRecord::for_options(&plan.options)`, fills it as the
 /// run goes (see the contract in [`report`]) and moves it into the outcome.
 pub fn run_plan_recording(
     plan: plan::Plan,
@@ -40,7 +39,7 @@ pub fn run_plan_recording(
     emit_trace: bool,
 ) -> world::Outcome {
     match plan.options.workload() {
-        options::Workload::Log => world::World::new(plan, emit_trace).run(),
+        options::Workload::Log => world::World::new(plan, emit_trace).recording().run(),
         options::Workload::Controller | options::Workload::Cluster | options::Workload::Safe => {
             cluster::ClusterWorld::new(plan, script, emit_trace).recording().run()
         }

@@ -370,11 +370,7 @@ fn run_plan(
 /// Writes the run report from the outcome's record; says what it did.
 fn write_run_report(dir: &std::path::Path, outcome: &mut Outcome, replay: &str) -> Result<String, String> {
     let Some(mut record) = outcome.record.take() else {
-        return Ok(format!(
-            "report: the {} workload does not record a run report yet; nothing written to {}",
-            outcome.workload.name(),
-            dir.display()
-        ));
+        return Err(format!("the {} run recorded nothing for its report", outcome.workload.name()));
     };
     record.conclude(&outcome.verdict, outcome.sim_time_ms as f64);
     record.header.replay = format!("{replay} --report {}", dir.display());

@@ -33,6 +33,7 @@ use crate::history::History;
 use crate::net::{NodeId, SimNet};
 use crate::plan::{Fault, Plan};
 use crate::process::{Process, Status};
+use crate::report::{ms, Role, RunRecord};
 use crate::rng;
 use crate::scheduler::{Scheduler, QUEUE_HEADROOM, QUEUE_MAX};
 use crate::trace::Trace;
@@ -134,6 +135,8 @@ pub struct World {
     finished: bool,
     /// The sequence number of the event being handled (for trace lines of its effects).
     sequence: u64,
+    /// Filled for a run report when asked for (see [`World::recording`]).
+    record: Option<RunRecord>,
 }
 
 impl World {
@@ -216,8 +219,21 @@ impl World {
             final_reads_started: false,
             finished: false,
             sequence: 0,
+            record: None,
             plan,
         }
+    }
+
+    /// Fills a [`RunRecord`] as the run goes (see the contract in [`crate::report`]): the broker's
+    /// crashes, shutdowns and pauses, network cuts, each partition's log end offset and high
+    /// watermark (the one broker leads every partition), client operations and findings.
+    pub fn recording(mut self) -> World {
+        let mut record = RunRecord::for_options(&self.plan.options);
+        record.header.partitions =
+            (0..self.plan.options.broker.partitions).map(|p| partition_name(p as usize)).collect();
+        record.option("high watermark", "the log's synced end: one broker, no followers");
+        self.record = Some(record);
+        self
     }
 
     pub fn run(mut self) -> Outcome {
@@ -312,6 +328,9 @@ impl World {
             Event::Start { node } => self.start_broker(now, sequence, node),
             Event::Resume { node, incarnation } => self.resume(now, sequence, node, incarnation),
             Event::Heal => {
+                if let Some(record) = &mut self.record {
+                    record.net_healed(ms(now));
+                }
                 self.trace.event(sequence, now, &"sim", format_args!("heal network"));
                 self.net.heal();
             }
@@ -474,6 +493,9 @@ impl World {
                     };
                     self.trace.event(sequence, now, &id, format_args!("clean shutdown complete"));
                     slot.stop();
+                    if let Some(record) = &mut self.record {
+                        record.node_down(ms(now), node as u32, "controlled shutdown");
+                    }
                     self.schedule_start(node, now.plus_millis(down_ms));
                     return;
                 }
@@ -513,6 +535,9 @@ impl World {
                 slot.status = Status::Up;
                 slot.incarnation += 1;
                 let id = slot.id;
+                if let Some(record) = &mut self.record {
+                    record.node_up(ms(now), node as u32);
+                }
                 for (partition, report) in reports.iter().enumerate() {
                     self.trace.event(
                         sequence,
@@ -543,12 +568,18 @@ impl World {
     fn power_off(&mut self, now: Time, node: usize, why: &str) {
         let report = self.brokers[node].power_off();
         let id = self.brokers[node].id;
+        if let Some(record) = &mut self.record {
+            record.node_down(ms(now), node as u32, &format!("power off ({why})"));
+        }
         self.trace.event(self.sequence, now, &id, format_args!("power off ({why}): {report:?}"));
     }
 
     fn resume(&mut self, now: Time, sequence: u64, node: usize, incarnation: u64) {
         let Some(deferred) = self.brokers[node].resume(incarnation) else { return };
         let id = self.brokers[node].id;
+        if let Some(record) = &mut self.record {
+            record.node_resumed(ms(now), node as u32);
+        }
         self.trace.event(sequence, now, &id, format_args!("resume ({} deferred events)", deferred.len()));
         // Everything that arrived or came due during the pause happens now, in its original order.
         for event in deferred {
@@ -582,12 +613,18 @@ impl World {
                 let node = node.0 as usize;
                 if self.brokers[node].status == Status::Up {
                     self.brokers[node].status = Status::Paused;
+                    if let Some(record) = &mut self.record {
+                        record.node_paused(ms(now), node as u32);
+                    }
                     let incarnation = self.brokers[node].incarnation;
                     self.scheduler
                         .schedule(now.plus_millis(duration_ms), Event::Resume { node, incarnation });
                 }
             }
             Fault::Partition { partition, duration_ms } => {
+                if let Some(record) = &mut self.record {
+                    record.net_partition(ms(now), &partition);
+                }
                 self.net.partition(&partition);
                 self.scheduler.schedule(now.plus_millis(duration_ms), Event::Heal);
             }
@@ -670,6 +707,11 @@ impl World {
         for partition in 0..self.high_watermark_max.len() {
             let Some(log) = broker.log(partition as u32) else { continue };
             let high_watermark = log.durable_offset();
+            if let Some(record) = &mut self.record {
+                let name = partition_name(partition);
+                record.role(ms(now), &name, node as u32, Role::Leader, 0);
+                record.offsets(ms(now), &name, node as u32, log.log_end_offset(), high_watermark);
+            }
             assert!(high_watermark <= log.log_end_offset(), "the high watermark is within the log");
             assert!(log.log_start_offset() <= log.log_end_offset());
             if high_watermark < self.high_watermark_max[partition] {
@@ -790,6 +832,10 @@ impl World {
             end_ms: self.scheduler.now().as_nanos() as f64 / 1e6,
         };
         let verdict = checker::check(&input);
+        let record = self.record.take().map(|mut record| {
+            record.add_history(PARTITION_PREFIX, &self.history, &verdict);
+            record
+        });
         Outcome {
             seed: self.plan.seed,
             workload: crate::options::Workload::Log,
@@ -799,7 +845,7 @@ impl World {
             verdict,
             history: self.history,
             admin_ops: Vec::new(),
-            record: None,
+            record,
         }
     }
 }
@@ -811,6 +857,13 @@ fn segment_base_offset(file: &str) -> Option<i64> {
         return None;
     }
     stem.parse().ok()
+}
+
+/// The log workload's partitions are numbered, not named: its report calls them `log-0`, `log-1`, …
+const PARTITION_PREFIX: &str = "log";
+
+fn partition_name(partition: usize) -> String {
+    format!("{PARTITION_PREFIX}-{partition}")
 }
 
 fn summarize(message: &Message) -> String {

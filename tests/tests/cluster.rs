@@ -60,7 +60,7 @@ fn acks_all_answered_below_min_insync_is_caught() {
 /// Safe seeds that once failed, each for a reason fixed since (see the commit that added it).
 #[test]
 fn fixed_safe_seeds_stay_fixed() {
-    for seed in [671, 6383, 8683] {
+    for seed in [671, 6383, 7789, 8683] {
         let plan = Plan::generate_for(Workload::Safe, seed, &[]);
         let outcome = seedlog_sim::run_plan(plan, Default::default(), false);
         assert!(outcome.verdict.ok, "safe seed {seed} failed: {:?}", outcome.verdict.anomalies);

@@ -9,7 +9,10 @@
 //!
 //! Implementation-specific tests follow the suite: for `FileStorage`, paths escaping the root and
 //! reopening the directory after a sync; for `SimDisk`, the same durability ordering across a
-//! crash.
+//! crash. `FileStorage` on turmoil's simulated files (`turmoil_host::TurmoilFileSystem`, what the
+//! turmoil tier runs the driver on) keeps the same contract, checked inside a turmoil simulation,
+//! and its crash model is pinned: what was synced survives a crash, what was not is lost, and a
+//! bounce (a process restart) loses nothing.
 
 use std::collections::BTreeMap;
 
@@ -454,6 +457,163 @@ fn sim_disk(seed: u64) -> ((), SimDisk) {
 }
 
 contract_suite!(sim_disk_contract, sim_disk(7));
+
+/// The contract on turmoil's files: each case runs on a turmoil host (turmoil's file system only
+/// exists inside a simulation).
+mod turmoil_file_storage_contract {
+    use super::*;
+    use seedlog_server::turmoil_host::TurmoilFileSystem;
+
+    fn on_turmoil(handles_max: usize, case: impl FnOnce(&mut FileStorage<TurmoilFileSystem>) + 'static) {
+        let mut sim = turmoil::Builder::new().rng_seed(1).build();
+        sim.client("disk", async move {
+            let mut storage = FileStorage::on(TurmoilFileSystem, "/data", handles_max).expect("open storage");
+            case(&mut storage);
+            Ok(())
+        });
+        sim.run().expect("the case failed on turmoil's files");
+    }
+
+    macro_rules! case {
+        ($name:ident) => {
+            #[test]
+            fn $name() {
+                on_turmoil(16, |storage| cases::$name(storage));
+                // Every operation through a cache of one handle too.
+                on_turmoil(1, |storage| cases::$name(storage));
+            }
+        };
+    }
+
+    case!(create_makes_an_empty_file_once);
+    case!(create_implies_parent_directories);
+    case!(operations_on_a_missing_file_are_not_found);
+    case!(append_returns_the_offset_it_wrote_at);
+    case!(write_at_overwrites_and_extends_with_zeros);
+    case!(read_at_is_exact_and_out_of_range_past_the_end);
+    case!(truncate_shrinks_and_zero_extends);
+    case!(list_returns_files_by_prefix_sorted);
+    case!(remove_deletes_once);
+    case!(rename_moves_and_replaces_the_target);
+    case!(files_are_independent);
+    case!(large_writes_read_back_whole);
+
+    #[test]
+    fn agrees_with_the_model() {
+        for seed in 0..8 {
+            on_turmoil(4, move |storage| cases::agrees_with_the_model(storage, seed));
+        }
+    }
+}
+
+/// turmoil's crash model as the turmoil tier relies on it, through `FileStorage`.
+mod turmoil_crashes {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+    use seedlog_server::turmoil_host::TurmoilFileSystem;
+
+    /// What the second start of the host finds.
+    #[derive(Debug, Default, PartialEq, Eq)]
+    struct Found {
+        synced: Option<Vec<u8>>,
+        unsynced: Option<Vec<u8>>,
+        renamed: Option<Vec<u8>>,
+        renamed_from_exists: bool,
+        removed_exists: bool,
+    }
+
+    /// First start: writes; the harness then crashes the host (or only bounces it); second
+    /// start: reads back.
+    fn write_then_restart(crash: bool) -> Found {
+        let mut sim = turmoil::Builder::new().rng_seed(3).build();
+        let starts = Rc::new(RefCell::new(0u32));
+        let written = Rc::new(RefCell::new(false));
+        let found = Rc::new(RefCell::new(None));
+        {
+            let (starts, written, found) = (starts.clone(), written.clone(), found.clone());
+            sim.host("disk", move || {
+                let start = {
+                    let mut starts = starts.borrow_mut();
+                    *starts += 1;
+                    *starts
+                };
+                let (written, found) = (written.clone(), found.clone());
+                async move {
+                    let mut storage = FileStorage::on(TurmoilFileSystem, "/data", 16).expect("open storage");
+                    if start == 1 {
+                        storage.create("p/synced").unwrap();
+                        storage.append("p/synced", b"durable").unwrap();
+                        storage.sync("p/synced").unwrap();
+                        storage.append("p/synced", b", then unsynced").unwrap();
+                        storage.create("p/unsynced").unwrap();
+                        storage.append("p/unsynced", b"pending").unwrap();
+                        storage.create("q/tmp").unwrap();
+                        storage.append("q/tmp", b"renamed").unwrap();
+                        storage.rename("q/tmp", "q/final").unwrap();
+                        storage.create("r/removed").unwrap();
+                        storage.append("r/removed", b"x").unwrap();
+                        storage.sync("r/removed").unwrap();
+                        storage.remove("r/removed").unwrap();
+                        *written.borrow_mut() = true;
+                    } else {
+                        *found.borrow_mut() = Some(Found {
+                            synced: storage.read_all("p/synced").ok(),
+                            unsynced: storage.read_all("p/unsynced").ok(),
+                            renamed: storage.read_all("q/final").ok(),
+                            renamed_from_exists: storage.exists("q/tmp"),
+                            removed_exists: storage.exists("r/removed"),
+                        });
+                    }
+                    std::future::pending::<()>().await;
+                    Ok(())
+                }
+            });
+        }
+        for _ in 0..1_000 {
+            sim.step().unwrap();
+            if *written.borrow() {
+                break;
+            }
+        }
+        assert!(*written.borrow(), "the first start never wrote");
+        if crash {
+            sim.crash("disk");
+        }
+        sim.bounce("disk");
+        for _ in 0..1_000 {
+            sim.step().unwrap();
+            if found.borrow().is_some() {
+                break;
+            }
+        }
+        let found = found.borrow_mut().take().expect("the second start never read");
+        found
+    }
+
+    #[test]
+    fn a_crash_keeps_what_was_synced_and_loses_what_was_not() {
+        let found = write_then_restart(true);
+        assert_eq!(found.synced.as_deref(), Some(&b"durable"[..]), "synced bytes survive; later ones do not");
+        // The file's entry was made durable by `create` (a directory sync); its bytes were not.
+        assert_eq!(found.unsynced.as_deref(), Some(&b""[..]));
+        // The adapter syncs a file before renaming it (turmoil keeps unsynced writes by path).
+        assert_eq!(found.renamed.as_deref(), Some(&b"renamed"[..]));
+        assert!(!found.renamed_from_exists);
+        assert!(!found.removed_exists, "a removal is durable on return");
+    }
+
+    #[test]
+    fn a_bounce_loses_nothing() {
+        let found = write_then_restart(false);
+        assert_eq!(found.synced.as_deref(), Some(&b"durable, then unsynced"[..]));
+        assert_eq!(found.unsynced.as_deref(), Some(&b"pending"[..]));
+        assert_eq!(found.renamed.as_deref(), Some(&b"renamed"[..]));
+        assert!(!found.renamed_from_exists);
+        assert!(!found.removed_exists);
+    }
+}
 
 mod sim_disk_only {
     use super::*;

@@ -87,7 +87,7 @@ pub struct NodeConfig {
 }
 
 /// A request from an admin client (or a broker) to the controller, with its correlation id.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NodeMessage {
     Quorum(QuorumMessage),
     ControllerRequest {

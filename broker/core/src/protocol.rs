@@ -125,7 +125,7 @@ impl Acks {
 }
 
 /// Which offset a ListOffsets request asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum OffsetSpec {
     Earliest,
     Latest,
@@ -206,7 +206,7 @@ pub enum Message {
 
 use crate::metadata::{BrokerId, ControllerRequest, ControllerResponse, Endpoint, TopicId};
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FetchRequest {
     pub topic: String,
     pub partition: u32,
@@ -224,7 +224,7 @@ pub struct FetchRequest {
     pub min_bytes: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ClientRequest {
     /// Brokers, the controller and topics (every topic when `None`).
     Metadata {
@@ -262,14 +262,14 @@ pub enum ClientRequest {
     Controller(ControllerRequest),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BrokerView {
     pub broker_id: BrokerId,
     pub endpoints: Vec<Endpoint>,
     pub fenced: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionView {
     pub partition: u32,
     /// `LEADER_NOT_AVAILABLE`-like state is `leader: None`.
@@ -279,7 +279,7 @@ pub struct PartitionView {
     pub isr: Vec<BrokerId>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TopicView {
     pub name: String,
     /// `UNKNOWN_TOPIC_OR_PARTITION` for a requested topic that does not exist.
@@ -289,7 +289,7 @@ pub struct TopicView {
 }
 
 /// The cluster as this broker's applied metadata image shows it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClusterView {
     pub cluster_id: String,
     /// The quorum leader, when known (KRaft answers a broker id here; clients only log it).
@@ -299,13 +299,13 @@ pub struct ClusterView {
     pub topics: Vec<TopicView>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProduceOk {
     pub base_offset: i64,
     pub log_start_offset: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionFetch {
     pub error: ErrorCode,
     pub high_watermark: i64,
@@ -320,21 +320,21 @@ pub struct PartitionFetch {
     pub records: Vec<u8>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ListedOffset {
     pub offset: i64,
     pub timestamp: i64,
     pub leader_epoch: i32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EpochEndOffset {
     /// The largest epoch at or below the requested one; -1 with offset -1 when none is.
     pub leader_epoch: i32,
     pub end_offset: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConfigEntry {
     pub name: String,
     pub value: String,
@@ -342,7 +342,7 @@ pub struct ConfigEntry {
     pub is_default: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ClientResponse {
     Metadata(ClusterView),
     Produce(Result<ProduceOk, ErrorCode>),

@@ -1,6 +1,8 @@
 //! A minimal Kafka client over the same `kafka-protocol` crate: one connection, one request at a
 //! time, versions negotiated with ApiVersions. It speaks Kafka's protocol only, so the tools built
-//! on it work against Apache Kafka too. Every wait is bounded by the client's timeout.
+//! on it work against Apache Kafka too. Every wait is bounded by the client's timeout. Its socket
+//! comes from a [`Network`] (tokio's unless said otherwise; the turmoil tier's client host uses
+//! turmoil's).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,17 +13,17 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::driver::read_frame;
+use crate::net::{Network, TokioNetwork};
 
 /// The largest response the client reads.
 pub const RESPONSE_BYTES_MAX: u32 = 256 << 20;
 /// The wait between attempts to connect to a broker that refused the connection.
 pub const CONNECT_RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
-pub struct KafkaClient {
-    stream: TcpStream,
+pub struct KafkaClient<N: Network = TokioNetwork> {
+    stream: N::Stream,
     address: String,
     next_correlation_id: i32,
     timeout: Duration,
@@ -34,9 +36,16 @@ impl KafkaClient {
     /// refused connection is tried again every [`CONNECT_RETRY_BACKOFF`] within `timeout`: a broker
     /// refuses clients while it starts, until it caught up with the metadata log.
     pub async fn connect(address: &str, timeout: Duration) -> Result<KafkaClient, String> {
+        KafkaClient::connect_on(&TokioNetwork, address, timeout).await
+    }
+}
+
+impl<N: Network> KafkaClient<N> {
+    /// [`KafkaClient::connect`] through `network`'s sockets.
+    pub async fn connect_on(network: &N, address: &str, timeout: Duration) -> Result<KafkaClient<N>, String> {
         let deadline = tokio::time::Instant::now() + timeout;
         let stream = loop {
-            let attempt = tokio::time::timeout_at(deadline, TcpStream::connect(address))
+            let attempt = tokio::time::timeout_at(deadline, network.connect(address))
                 .await
                 .map_err(|_| format!("connecting to {address} timed out"))?;
             match attempt {
@@ -50,7 +59,6 @@ impl KafkaClient {
                 Err(error) => return Err(format!("cannot connect to {address}: {error}")),
             }
         };
-        let _ = stream.set_nodelay(true);
         let mut client = KafkaClient {
             stream,
             address: address.to_string(),
@@ -100,6 +108,39 @@ impl KafkaClient {
     /// Sends at exactly `version`.
     pub async fn send_at<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response, String> {
         let correlation_id = self.write_request(request, version).await?;
+        self.receive::<R>(correlation_id, version).await
+    }
+
+    /// Writes a request at exactly `version` without waiting for its answer; returns its
+    /// correlation id. Several may be written before their answers are read with
+    /// [`KafkaClient::receive`], in the same order (Kafka answers a connection's requests in
+    /// order): request pipelining.
+    pub async fn write_request<R: Request>(&mut self, request: &R, version: i16) -> Result<i32, String> {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        let key = ApiKey::try_from(R::KEY).map_err(|_| "unknown API key".to_string())?;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("seedlog-tools")));
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        header.encode(&mut buf, key.request_header_version(version)).map_err(|error| error.to_string())?;
+        request.encode(&mut buf, version).map_err(|error| error.to_string())?;
+        let length = i32::try_from(buf.len() - 4).map_err(|_| "request over 2 GiB".to_string())?;
+        buf[..4].copy_from_slice(&length.to_be_bytes());
+        self.write_raw(&buf.freeze()).await?;
+        Ok(correlation_id)
+    }
+
+    /// Reads the next answer, which must be the one to `correlation_id` (a request of type `R`
+    /// written at `version`).
+    pub async fn receive<R: Request>(
+        &mut self,
+        correlation_id: i32,
+        version: i16,
+    ) -> Result<R::Response, String> {
         let frame = tokio::time::timeout(self.timeout, read_frame(&mut self.stream, RESPONSE_BYTES_MAX))
             .await
             .map_err(|_| format!("{}: no answer within {:?}", self.address, self.timeout))??
@@ -125,25 +166,6 @@ impl KafkaClient {
     ) -> Result<(), String> {
         let version = self.version::<R>(ours_max)?;
         self.write_request(request, version).await.map(|_| ())
-    }
-
-    async fn write_request<R: Request>(&mut self, request: &R, version: i16) -> Result<i32, String> {
-        let correlation_id = self.next_correlation_id;
-        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
-        let key = ApiKey::try_from(R::KEY).map_err(|_| "unknown API key".to_string())?;
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("seedlog-tools")));
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
-        header.encode(&mut buf, key.request_header_version(version)).map_err(|error| error.to_string())?;
-        request.encode(&mut buf, version).map_err(|error| error.to_string())?;
-        let length = i32::try_from(buf.len() - 4).map_err(|_| "request over 2 GiB".to_string())?;
-        buf[..4].copy_from_slice(&length.to_be_bytes());
-        self.write_raw(&buf.freeze()).await?;
-        Ok(correlation_id)
     }
 
     /// Writes bytes as they are (tests send malformed frames this way).

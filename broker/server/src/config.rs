@@ -40,6 +40,7 @@ pub const KNOWN_KEYS: &[(&str, &str)] = &[
     ("seedlog.flush.policy", ""),
     ("message.max.bytes", "1048588"),
     ("socket.request.max.bytes", "104857600"),
+    ("connections.max.idle.ms", "600000"),
     ("fetch.max.bytes", "57671680"),
     ("broker.heartbeat.interval.ms", "2000"),
     ("broker.session.timeout.ms", "9000"),
@@ -83,6 +84,9 @@ pub struct ServerConfig {
     pub request_bytes_max: u32,
     /// `message.max.bytes`: a larger produced batch gets MESSAGE_TOO_LARGE.
     pub message_bytes_max: u32,
+    /// `connections.max.idle.ms`: a client connection that delivered no request and took no
+    /// response for this long is closed (so is a response write stalled this long).
+    pub connection_idle_ms: u64,
     /// Every key and its effective value (DescribeConfigs on the broker resource).
     pub properties: BTreeMap<String, String>,
 }
@@ -376,6 +380,7 @@ fn build(reader: &Reader<'_>) -> Result<ServerConfig, String> {
     if request_bytes_max < 1024 {
         return Err("`socket.request.max.bytes` must be at least 1024".into());
     }
+    let connection_idle_ms = reader.positive("connections.max.idle.ms")?;
     let properties = KNOWN_KEYS.iter().map(|(key, _)| (key.to_string(), reader.raw(key))).collect();
     Ok(ServerConfig {
         node,
@@ -385,6 +390,7 @@ fn build(reader: &Reader<'_>) -> Result<ServerConfig, String> {
         data_dir,
         request_bytes_max,
         message_bytes_max,
+        connection_idle_ms,
         properties,
     })
 }

@@ -6,11 +6,13 @@
 //!   `next_deadline` passes, a shutdown), then it drains every effect in order, as the node's
 //!   contract demands. `Send` to a connection id goes to that connection; to a node id, to the
 //!   peer link; `Sync` takes a handle on the file at once (so the sync covers the file as it is
-//!   when the effect is polled) and queues it for the sync thread; `Halt` and `ShutdownComplete`
+//!   when the effect is polled) and queues it for the sync worker; `Halt` and `ShutdownComplete`
 //!   end the task, and the node is never called again.
-//! - **The sync thread** runs `fdatasync` off the request path and batches: it takes every queued
+//! - **The sync worker** runs `fdatasync` off the request path and batches: it takes every queued
 //!   request, syncs each file once, and reports the completions in the order they were requested
 //!   (the log requires in-order completion). A sync that fails is reported failed, never retried.
+//!   On real disks it is a thread of its own (a sync blocks); on a simulated file system that
+//!   lives on the simulation's thread (turmoil's) it is a task, with the same batching.
 //! - **The client listeners** are bound at start (so a port 0 is resolved and a port in use fails
 //!   the start) but listen only once [`Node::serves_clients`] turns true: the node caught up with
 //!   the metadata log and this incarnation was unfenced. Until then clients are refused, as by a
@@ -21,15 +23,21 @@
 //!   the core under a synthetic node id (`0x8000_0000 | n`), and writes the responses in request
 //!   order even when the core answers them out of order (a long-poll fetch behind a metadata
 //!   request). At most [`IN_FLIGHT_MAX`] requests are in flight per connection; past that it stops
-//!   reading (back-pressure).
+//!   reading (back-pressure). A connection idle for `connections.max.idle.ms` (no request read,
+//!   no response written) is closed, and so is one whose response write stalls that long: a
+//!   peer that vanished (a partition, a crashed host) leaves no task behind.
 //! - **Peer links** ([`crate::peer`]) carry the core's `NodeMessage`s between nodes.
+//!
+//! Everything the driver touches outside the process comes through a [`Platform`]: the sockets
+//! ([`Network`]), the files ([`FileSystem`]), the wall clock and the rng's seed. Production runs
+//! on [`OsPlatform`]; the turmoil test tier runs the same code on `crate::turmoil_host`'s. The
+//! monotonic clock is tokio's (`tokio::time::Instant`), which a simulation controls.
 //!
 //! The driver decides nothing: every choice is the core's. What it must never do: call the node
 //! after `Halt`/`ShutdownComplete`, reorder effects, acknowledge a sync before `fdatasync` returned,
 //! or panic on anything a socket delivers.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fs::File;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,8 +53,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::config::ServerConfig;
-use crate::fs::FileStorage;
-use crate::net::Network;
+use crate::fs::{FileHandle, FileStorage, FileSystem, StdFileSystem, HANDLES_MAX_DEFAULT};
+use crate::net::{Network, TokioNetwork};
 use crate::peer::{self, Peers};
 use crate::wire::{self, Answer, Context, Parsed, Part, Pending, TopicNames};
 
@@ -54,6 +62,53 @@ use crate::wire::{self, Answer, Context, Parsed, Part, Pending, TopicNames};
 pub const IN_FLIGHT_MAX: usize = 128;
 /// Synthetic node ids of client connections have this bit set (node ids stay below it).
 pub const CONNECTION_BIT: NodeId = 0x8000_0000;
+
+/// What the driver runs on: everything it reaches outside the process but tokio's clock.
+///
+/// Contract: `wall_clock_ms` is milliseconds since the Unix epoch (it may jump: the core only
+/// stamps records with it); `rng` is called once per start and seeds the node's rng; syncs of
+/// `FileSystem` files are run as [`FileSystem::SYNC_BLOCKS_THREAD`] says, each batch after
+/// `sync_delay` (zero in production: a simulated disk's fsync takes that long instead).
+pub trait Platform: Clone + Send + Sync + 'static {
+    type Network: Network;
+    type FileSystem: FileSystem;
+
+    fn network(&self) -> Self::Network;
+    fn file_system(&self) -> Self::FileSystem;
+    fn wall_clock_ms(&self) -> i64;
+    fn rng(&self) -> ChaCha8Rng;
+    fn sync_delay(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+/// The operating system: a network (tokio's TCP unless a test swaps it), `std::fs`, the system
+/// clock and the operating system's entropy.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OsPlatform<N: Network = TokioNetwork>(pub N);
+
+impl<N: Network> Platform for OsPlatform<N> {
+    type Network = N;
+    type FileSystem = StdFileSystem;
+
+    fn network(&self) -> N {
+        self.0.clone()
+    }
+
+    fn file_system(&self) -> StdFileSystem {
+        StdFileSystem
+    }
+
+    fn wall_clock_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    fn rng(&self) -> ChaCha8Rng {
+        ChaCha8Rng::from_os_rng()
+    }
+}
 
 /// What the core task is told.
 #[derive(Debug)]
@@ -113,9 +168,16 @@ impl Running {
     }
 }
 
-/// Opens the data directory, binds every listener, starts the node and its tasks.
-pub async fn start<N: Network>(network: N, mut config: ServerConfig) -> Result<Running, String> {
-    let storage = FileStorage::new(&config.data_dir)
+/// Opens the data directory, binds every listener, starts the node and its tasks, on the
+/// operating system with `network`'s sockets.
+pub async fn start<N: Network>(network: N, config: ServerConfig) -> Result<Running, String> {
+    start_on(OsPlatform(network), config).await
+}
+
+/// [`start`] on any [`Platform`].
+pub async fn start_on<P: Platform>(platform: P, mut config: ServerConfig) -> Result<Running, String> {
+    let network = platform.network();
+    let storage = FileStorage::on(platform.file_system(), &config.data_dir, HANDLES_MAX_DEFAULT)
         .map_err(|error| format!("data directory {}: {error}", config.data_dir.display()))?;
     let mut bound = Vec::new();
     let mut addresses = Vec::new();
@@ -127,11 +189,11 @@ pub async fn start<N: Network>(network: N, mut config: ServerConfig) -> Result<R
         // is only reserved until the core serves clients.
         let (socket, address) = if listener.name == config.internal_listener {
             let socket = network.bind(&listener.address()).await.map_err(cannot)?;
-            let address = N::local_address(&socket).map_err(cannot)?;
-            (Bound::<N>::Peers(socket), address)
+            let address = P::Network::local_address(&socket).map_err(cannot)?;
+            (Bound::<P::Network>::Peers(socket), address)
         } else {
             let socket = network.reserve(&listener.address()).await.map_err(cannot)?;
-            let address = N::reserved_address(&socket).map_err(cannot)?;
+            let address = P::Network::reserved_address(&socket).map_err(cannot)?;
             (Bound::Clients(socket), address)
         };
         addresses.push((listener.name.clone(), address));
@@ -147,20 +209,30 @@ pub async fn start<N: Network>(network: N, mut config: ServerConfig) -> Result<R
             }
         }
     }
-    let own_internal = addresses
+    // Other nodes dial what this one advertises for its internal listener (the bound address
+    // may be 0.0.0.0, which names no host to dial).
+    let own_internal = config
+        .node
+        .endpoints
         .iter()
-        .find(|(name, _)| *name == config.internal_listener)
-        .map(|(_, address)| address.clone())
+        .find(|endpoint| endpoint.listener == config.internal_listener && !endpoint.host.is_empty())
+        .map(|endpoint| format!("{}:{}", endpoint.host, endpoint.port))
+        .or_else(|| {
+            addresses
+                .iter()
+                .find(|(name, _)| *name == config.internal_listener)
+                .map(|(_, address)| address.clone())
+        })
         .unwrap_or_default();
 
     let clock = Instant::now();
-    let mut rng = ChaCha8Rng::from_os_rng();
+    let mut rng = platform.rng();
     let mut storage = storage;
     let node = {
         let mut faults = NoFaults;
         let mut env = Env {
             now: Time(0),
-            wall_clock_ms: wall_clock_ms(),
+            wall_clock_ms: platform.wall_clock_ms(),
             storage: &mut storage,
             rng: &mut rng,
             faults: &mut faults,
@@ -171,7 +243,7 @@ pub async fn start<N: Network>(network: N, mut config: ServerConfig) -> Result<R
     let (inputs, input_queue) = mpsc::unbounded_channel();
     let (topics_tx, topics_rx) = watch::channel(Arc::new(TopicNames::default()));
     let (serving_tx, serving_rx) = watch::channel(false);
-    let sync_queue = spawn_sync_thread(inputs.clone());
+    let sync_queue = spawn_sync_worker(&platform, inputs.clone());
     let peers = Peers::new(
         network.clone(),
         config.node.node_id,
@@ -192,7 +264,7 @@ pub async fn start<N: Network>(network: N, mut config: ServerConfig) -> Result<R
     for (name, socket) in bound {
         let socket = match socket {
             Bound::Peers(socket) => {
-                tokio::spawn(peer::accept_loop::<N>(socket, inputs.clone()));
+                tokio::spawn(peer::accept_loop::<P::Network>(socket, inputs.clone()));
                 continue;
             }
             Bound::Clients(socket) => socket,
@@ -200,17 +272,21 @@ pub async fn start<N: Network>(network: N, mut config: ServerConfig) -> Result<R
         let listener_context = Context { listener: name, ..context.clone() };
         let first_id = next_connection;
         next_connection = next_connection.wrapping_add(1 << 24); // ids of each listener apart
-        tokio::spawn(accept_clients::<N>(
+        tokio::spawn(accept_clients::<P::Network>(
             socket,
             serving_rx.clone(),
             listener_context,
             inputs.clone(),
             topics_rx.clone(),
-            config.request_bytes_max,
+            ConnectionLimits {
+                request_bytes_max: config.request_bytes_max,
+                idle: Duration::from_millis(config.connection_idle_ms),
+            },
             first_id,
         ));
     }
     let core = Core {
+        platform,
         node,
         storage,
         rng,
@@ -227,63 +303,94 @@ pub async fn start<N: Network>(network: N, mut config: ServerConfig) -> Result<R
     Ok(Running { addresses, inputs, exit })
 }
 
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
-}
-
-struct SyncJob {
+/// One sync the core asked for: a handle on the file taken when the effect was polled.
+struct SyncJob<H> {
     token: NodeSyncToken,
     path: String,
-    file: File,
+    file: H,
 }
 
-/// The sync thread: group commit over whatever is queued, completions in request order.
-fn spawn_sync_thread(inputs: mpsc::UnboundedSender<Input>) -> std::sync::mpsc::Sender<SyncJob> {
-    let (queue, jobs) = std::sync::mpsc::channel::<SyncJob>();
-    std::thread::Builder::new()
-        .name("seedlog-sync".into())
-        .spawn(move || {
-            while let Ok(first) = jobs.recv() {
-                let mut batch = vec![first];
-                while let Ok(job) = jobs.try_recv() {
-                    batch.push(job);
-                }
-                let mut results: BTreeMap<String, Result<(), StorageError>> = BTreeMap::new();
-                for job in &batch {
-                    if !results.contains_key(&job.path) {
-                        let result = job.file.sync_data().map_err(|error| {
-                            if error.raw_os_error() == Some(28) {
-                                StorageError::NoSpace
-                            } else {
-                                StorageError::Io
-                            }
-                        });
-                        results.insert(job.path.clone(), result);
-                    }
-                }
-                for job in batch {
-                    let result = results.get(&job.path).cloned().unwrap_or(Err(StorageError::Io));
-                    if inputs.send(Input::SyncDone { token: job.token, result }).is_err() {
+type SyncQueue<P> = mpsc::UnboundedSender<SyncJob<<<P as Platform>::FileSystem as FileSystem>::File>>;
+
+/// Starts the sync worker (a thread on real disks, a task on a simulated one): group commit over
+/// whatever is queued, completions in request order.
+fn spawn_sync_worker<P: Platform>(platform: &P, inputs: mpsc::UnboundedSender<Input>) -> SyncQueue<P> {
+    let (queue, mut jobs) = mpsc::unbounded_channel::<SyncJob<<P::FileSystem as FileSystem>::File>>();
+    if <P::FileSystem as FileSystem>::SYNC_BLOCKS_THREAD {
+        std::thread::Builder::new()
+            .name("seedlog-sync".into())
+            .spawn(move || {
+                while let Some(first) = jobs.blocking_recv() {
+                    let batch = take_batch(first, &mut jobs);
+                    if !run_batch(batch, &inputs) {
                         return; // the core stopped
                     }
                 }
+            })
+            .map(|_| ())
+            .unwrap_or_else(|error| eprintln!("seedlog: cannot start the sync thread: {error}"));
+    } else {
+        let delay = platform.sync_delay();
+        tokio::spawn(async move {
+            while let Some(first) = jobs.recv().await {
+                let batch = take_batch(first, &mut jobs);
+                if !delay.is_zero() {
+                    // The disk's fsync takes this long; what is written meanwhile may be covered
+                    // too (a sync covers at least what was written before it started).
+                    tokio::time::sleep(delay).await;
+                }
+                if !run_batch(batch, &inputs) {
+                    return;
+                }
             }
-        })
-        .map(|_| ())
-        .unwrap_or_else(|error| eprintln!("seedlog: cannot start the sync thread: {error}"));
+        });
+    }
     queue
 }
 
-struct Core<N: Network> {
+/// `first` and every job queued behind it.
+fn take_batch<H>(first: SyncJob<H>, jobs: &mut mpsc::UnboundedReceiver<SyncJob<H>>) -> Vec<SyncJob<H>> {
+    let mut batch = vec![first];
+    while let Ok(job) = jobs.try_recv() {
+        batch.push(job);
+    }
+    batch
+}
+
+/// Syncs each file of the batch once and reports every job, in order. `false` once the core
+/// stopped listening.
+fn run_batch<H: FileHandle>(batch: Vec<SyncJob<H>>, inputs: &mpsc::UnboundedSender<Input>) -> bool {
+    let mut results: BTreeMap<String, Result<(), StorageError>> = BTreeMap::new();
+    for job in &batch {
+        if !results.contains_key(&job.path) {
+            let result = job.file.sync_data().map_err(|error| {
+                if error.raw_os_error() == Some(28) || error.kind() == std::io::ErrorKind::StorageFull {
+                    StorageError::NoSpace
+                } else {
+                    StorageError::Io
+                }
+            });
+            results.insert(job.path.clone(), result);
+        }
+    }
+    for job in batch {
+        let result = results.get(&job.path).cloned().unwrap_or(Err(StorageError::Io));
+        if inputs.send(Input::SyncDone { token: job.token, result }).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+struct Core<P: Platform> {
+    platform: P,
     node: Node,
-    storage: FileStorage,
+    storage: FileStorage<P::FileSystem>,
     rng: ChaCha8Rng,
     clock: Instant,
     connections: BTreeMap<NodeId, mpsc::UnboundedSender<(u64, ClientResponse)>>,
-    peers: Peers<N>,
-    sync_queue: std::sync::mpsc::Sender<SyncJob>,
+    peers: Peers<P::Network>,
+    sync_queue: SyncQueue<P>,
     topics: watch::Sender<Arc<TopicNames>>,
     /// Turns true (once) when the node serves clients: the client listeners open.
     serving: watch::Sender<bool>,
@@ -293,7 +400,7 @@ struct Core<N: Network> {
     immediate: VecDeque<(NodeSyncToken, StorageError)>,
 }
 
-impl<N: Network> Core<N> {
+impl<P: Platform> Core<P> {
     async fn run(mut self, mut inputs: mpsc::UnboundedReceiver<Input>) -> Exit {
         if let Some(exit) = self.after_input() {
             return exit;
@@ -335,7 +442,7 @@ impl<N: Network> Core<N> {
         let mut faults = NoFaults;
         let mut env = Env {
             now: self.now(),
-            wall_clock_ms: wall_clock_ms(),
+            wall_clock_ms: self.platform.wall_clock_ms(),
             storage: &mut self.storage,
             rng: &mut self.rng,
             faults: &mut faults,
@@ -452,6 +559,15 @@ enum Bound<N: Network> {
     Clients(N::Reserved),
 }
 
+/// Per-connection bounds of a client listener.
+#[derive(Clone, Copy, Debug)]
+struct ConnectionLimits {
+    /// `socket.request.max.bytes`.
+    request_bytes_max: u32,
+    /// `connections.max.idle.ms`.
+    idle: Duration,
+}
+
 /// Waits until the node serves clients, then listens on the reserved address and serves every
 /// connection. Until then a client's connection is refused, as Kafka's is before its broker caught
 /// up with the metadata log and was unfenced.
@@ -461,14 +577,14 @@ async fn accept_clients<N: Network>(
     context: Context,
     inputs: mpsc::UnboundedSender<Input>,
     topics: watch::Receiver<Arc<TopicNames>>,
-    request_bytes_max: u32,
+    limits: ConnectionLimits,
     first_id: u32,
 ) {
     if serving.wait_for(|serving| *serving).await.is_err() {
         return; // the core stopped before it served clients
     }
     let address = N::reserved_address(&reserved).unwrap_or_default();
-    let mut socket = match N::listen(reserved) {
+    let mut socket = match N::listen(reserved).await {
         Ok(socket) => socket,
         Err(error) => {
             eprintln!("seedlog: cannot listen on {}://{address}: {error}", context.listener);
@@ -491,7 +607,7 @@ async fn accept_clients<N: Network>(
                     context.clone(),
                     inputs.clone(),
                     topics.clone(),
-                    request_bytes_max,
+                    limits,
                 ));
             }
             Err(error) => {
@@ -602,8 +718,9 @@ async fn serve_client<N: Network>(
     mut context: Context,
     inputs: mpsc::UnboundedSender<Input>,
     topics: watch::Receiver<Arc<TopicNames>>,
-    request_bytes_max: u32,
+    limits: ConnectionLimits,
 ) {
+    let request_bytes_max = limits.request_bytes_max;
     let (responses_tx, mut responses) = mpsc::unbounded_channel();
     if inputs.send(Input::Opened { connection, responses: responses_tx }).is_err() {
         return;
@@ -632,17 +749,23 @@ async fn serve_client<N: Network>(
     let mut parts_by_id: BTreeMap<u64, (u64, usize)> = BTreeMap::new();
     let mut next_id: u64 = 0;
     let mut reading_done = false;
+    // Pushed back by every request read and every response written.
+    let mut idle_deadline = Instant::now() + limits.idle;
     let close_reason = loop {
         if reading_done && slots.is_empty() {
             break None;
         }
         tokio::select! {
+            _ = tokio::time::sleep_until(idle_deadline) => {
+                break Some(format!("idle for {} ms", limits.idle.as_millis()));
+            }
             frame = frames.recv(), if !reading_done && slots.len() < IN_FLIGHT_MAX => {
                 let frame = match frame {
                     Some(Ok(frame)) => frame,
                     Some(Err(reason)) => break Some(reason),
                     None => { reading_done = true; continue; }
                 };
+                idle_deadline = Instant::now() + limits.idle;
                 context.topics = topics.borrow().clone();
                 let sequence = first_sequence + slots.len() as u64;
                 match wire::parse_request(frame, &context) {
@@ -713,9 +836,17 @@ async fn serve_client<N: Network>(
             if let Some(slot) = slots.pop_front() {
                 first_sequence += 1;
                 if let Some(frame) = slot.frame {
-                    if let Err(error) = writer.write_all(&frame).await {
-                        write_error = Some(error.to_string());
-                        break;
+                    match tokio::time::timeout(limits.idle, writer.write_all(&frame)).await {
+                        Ok(Ok(())) => idle_deadline = Instant::now() + limits.idle,
+                        Ok(Err(error)) => {
+                            write_error = Some(error.to_string());
+                            break;
+                        }
+                        Err(_) => {
+                            write_error =
+                                Some(format!("a response write stalled for {} ms", limits.idle.as_millis()));
+                            break;
+                        }
                     }
                 }
             }
@@ -729,7 +860,8 @@ async fn serve_client<N: Network>(
             eprintln!("seedlog: closing connection {connection:#x}: {reason}");
         }
     }
-    let _ = writer.shutdown().await;
+    // Bounded too: the peer may be gone without a word (a partition, a crashed host).
+    let _ = tokio::time::timeout(limits.idle, writer.shutdown()).await;
     reading.abort();
     let _ = inputs.send(Input::Closed { connection });
 }

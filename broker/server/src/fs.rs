@@ -18,6 +18,11 @@
 //! costs one `pwrite` and no `fstat`. That is only sound if this `FileStorage` is the one writer of
 //! its data directory: it MUST own the directory exclusively (one broker process per directory).
 //!
+//! The files themselves are reached through a [`FileSystem`]: [`StdFileSystem`] (the operating
+//! system's, what production runs) or, with the `turmoil` feature, turmoil's simulated one
+//! (`crate::turmoil_host`), so that the same storage code runs on turmoil's hosts, whose crashes
+//! drop what was not synced.
+//!
 //! [`FileStorage::sync`] is a synchronous call. The production driver runs syncs off the request
 //! path instead: it takes a [`FileStorage::sync_handle`] when the core asks for a sync and hands it
 //! to its sync thread, which batches them (group commit: one `fdatasync` per file covers every
@@ -35,23 +40,174 @@ use seedlog_core::env::{Storage, StorageError};
 /// How many file handles [`FileStorage::new`] keeps open.
 pub const HANDLES_MAX_DEFAULT: usize = 256;
 
-/// The core's storage on the real file system, rooted at a data directory.
-pub struct FileStorage {
+/// What a path names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Directory,
+    /// A symbolic link (when not followed), a device, a socket...
+    Other,
+}
+
+/// The file system under a [`FileStorage`]: the few calls it makes, so that a simulated one can
+/// stand in for the operating system's.
+///
+/// Contract: paths are absolute or relative to the process's directory, as `std::fs` takes them;
+/// errors are `io::Error`s whose kind says `NotFound`, `AlreadyExists` or `StorageFull` where
+/// that is the cause. A write is visible to every handle at once; only `FileHandle::sync_data`
+/// (file contents) and `sync_dir` (a directory's entries) make anything durable.
+pub trait FileSystem: Send + 'static {
+    type File: FileHandle;
+    /// `true` when a sync blocks its thread (a real disk): the driver runs syncs on a thread of
+    /// their own. `false` for a file system that lives on a simulation's thread and whose syncs
+    /// return at once: the driver runs them on a task.
+    const SYNC_BLOCKS_THREAD: bool;
+    /// `true` when an open handle follows its file through a rename (POSIX: a handle is the
+    /// inode). `false` when a handle names a path: [`FileStorage`] then reopens a renamed file.
+    const HANDLES_FOLLOW_RENAMES: bool;
+
+    /// Opens a regular file for reading and writing; with `create_new`, creates it and fails
+    /// with `AlreadyExists` if something is there.
+    fn open(&self, path: &Path, create_new: bool) -> io::Result<Self::File>;
+    /// What `path` names, following symbolic links.
+    fn kind(&self, path: &Path) -> io::Result<EntryKind>;
+    /// What `path` names, not following a symbolic link at `path` itself.
+    fn link_kind(&self, path: &Path) -> io::Result<EntryKind>;
+    fn create_dir(&self, path: &Path) -> io::Result<()>;
+    /// Creates `path` and every missing ancestor (their entries are not made durable).
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// The names in a directory (names that are not UTF-8 are skipped) and what each is, links
+    /// not followed.
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<(String, EntryKind)>>;
+    /// Makes the directory's entries (creations, removals, renames in it) durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+}
+
+/// An open file of a [`FileSystem`].
+pub trait FileHandle: Send + Sized + 'static {
+    /// The file's length.
+    fn len_bytes(&self) -> io::Result<u64>;
+    /// Fails with `UnexpectedEof` when the file ends before `buf` is full.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()>;
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// `fdatasync`: every write to the file that returned before this call is durable once this
+    /// returns `Ok`.
+    fn sync_data(&self) -> io::Result<()>;
+    /// A second handle on the same file.
+    fn try_clone(&self) -> io::Result<Self>;
+}
+
+/// The operating system's file system (`std::fs`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StdFileSystem;
+
+fn kind_of(file_type: fs::FileType) -> EntryKind {
+    if file_type.is_file() {
+        EntryKind::File
+    } else if file_type.is_dir() {
+        EntryKind::Directory
+    } else {
+        EntryKind::Other
+    }
+}
+
+impl FileSystem for StdFileSystem {
+    type File = File;
+    const SYNC_BLOCKS_THREAD: bool = true;
+    const HANDLES_FOLLOW_RENAMES: bool = true;
+
+    fn open(&self, path: &Path, create_new: bool) -> io::Result<File> {
+        OpenOptions::new().read(true).write(true).create_new(create_new).open(path)
+    }
+
+    fn kind(&self, path: &Path) -> io::Result<EntryKind> {
+        fs::metadata(path).map(|metadata| kind_of(metadata.file_type()))
+    }
+
+    fn link_kind(&self, path: &Path) -> io::Result<EntryKind> {
+        fs::symlink_metadata(path).map(|metadata| kind_of(metadata.file_type()))
+    }
+
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir(path)
+    }
+
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir_all(path)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<(String, EntryKind)>> {
+        let mut entries = Vec::new();
+        for entry in fs::read_dir(path)? {
+            let entry = entry?;
+            // A name this storage could not have made.
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            entries.push((name, kind_of(entry.file_type()?)));
+        }
+        Ok(entries)
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        File::open(path).and_then(|handle| handle.sync_all())
+    }
+}
+
+impl FileHandle for File {
+    fn len_bytes(&self) -> io::Result<u64> {
+        self.metadata().map(|metadata| metadata.len())
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        FileExt::read_exact_at(self, buf, offset)
+    }
+
+    fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        FileExt::write_all_at(self, data, offset)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        File::set_len(self, len)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        File::sync_data(self)
+    }
+
+    fn try_clone(&self) -> io::Result<File> {
+        File::try_clone(self)
+    }
+}
+
+/// The core's storage on a file system (the real one unless said otherwise), rooted at a data
+/// directory.
+pub struct FileStorage<F: FileSystem = StdFileSystem> {
+    file_system: F,
     root: PathBuf,
     /// Open handles by relative path, each with the file's length and when it was last used.
-    handles: BTreeMap<String, OpenFile>,
+    handles: BTreeMap<String, OpenFile<F::File>>,
     handles_max: usize,
     /// A counter, not a clock: orders uses for least-recently-used eviction.
     use_sequence: u64,
 }
 
-struct OpenFile {
-    file: File,
+struct OpenFile<H> {
+    file: H,
     len_bytes: u64,
     last_use_sequence: u64,
 }
 
-impl FileStorage {
+impl FileStorage<StdFileSystem> {
     /// Opens (creating if missing) the data directory `root`, keeping up to
     /// [`HANDLES_MAX_DEFAULT`] files open.
     pub fn new(root: impl Into<PathBuf>) -> Result<FileStorage, StorageError> {
@@ -63,19 +219,42 @@ impl FileStorage {
         root: impl Into<PathBuf>,
         handles_max: usize,
     ) -> Result<FileStorage, StorageError> {
+        FileStorage::on(StdFileSystem, root, handles_max)
+    }
+}
+
+impl<F: FileSystem> FileStorage<F> {
+    /// Opens (creating if missing) the data directory `root` on `file_system`, keeping at most
+    /// `handles_max` (at least one) files open.
+    pub fn on(
+        file_system: F,
+        root: impl Into<PathBuf>,
+        handles_max: usize,
+    ) -> Result<FileStorage<F>, StorageError> {
         let root = root.into();
-        if !root.exists() {
-            fs::create_dir_all(&root).map_err(map_io)?;
-            // The new data directory's own entry is durable too (ancestors above it made by
-            // `create_dir_all` are not: a data directory's parent is the operator's to provide).
-            if let Some(parent) = root.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-                sync_dir(parent)?;
+        match file_system.kind(&root) {
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                file_system.create_dir_all(&root).map_err(map_io)?;
+                // The new data directory's own entry is durable too (ancestors above it made by
+                // `create_dir_all` are not: a data directory's parent is the operator's to
+                // provide).
+                if let Some(parent) = root.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+                    file_system.sync_dir(parent).map_err(map_io)?;
+                }
             }
+            Err(error) => return Err(map_io(error)),
         }
-        if !fs::metadata(&root).map_err(map_io)?.is_dir() {
+        if file_system.kind(&root).map_err(map_io)? != EntryKind::Directory {
             return Err(StorageError::NotFound);
         }
-        Ok(FileStorage { root, handles: BTreeMap::new(), handles_max: handles_max.max(1), use_sequence: 0 })
+        Ok(FileStorage {
+            file_system,
+            root,
+            handles: BTreeMap::new(),
+            handles_max: handles_max.max(1),
+            use_sequence: 0,
+        })
     }
 
     /// The data directory.
@@ -105,7 +284,7 @@ impl FileStorage {
     /// Syncing it covers every write made before the sync starts, through any handle, and it
     /// keeps covering the same file if the path is later renamed (as a simulated disk's sync
     /// ticket does).
-    pub fn sync_handle(&mut self, path: &str) -> Result<File, StorageError> {
+    pub fn sync_handle(&mut self, path: &str) -> Result<F::File, StorageError> {
         let result = self.handle(path)?.file.try_clone();
         result.map_err(map_io)
     }
@@ -132,25 +311,25 @@ impl FileStorage {
     }
 
     /// The cached handle for `path`, opening the file if it is not cached.
-    fn handle(&mut self, path: &str) -> Result<&mut OpenFile, StorageError> {
+    fn handle(&mut self, path: &str) -> Result<&mut OpenFile<F::File>, StorageError> {
         let checked = RelativePath::parse(path)?;
         self.use_sequence += 1;
         let use_sequence = self.use_sequence;
         if !self.handles.contains_key(path) {
             let full = self.full_path(&checked);
-            let file = OpenOptions::new().read(true).write(true).open(&full).map_err(map_io)?;
-            let metadata = file.metadata().map_err(map_io)?;
-            if !metadata.is_file() {
+            if self.file_system.kind(&full).map_err(map_io)? != EntryKind::File {
                 return Err(StorageError::NotFound);
             }
-            self.insert_handle(path, file, metadata.len());
+            let file = self.file_system.open(&full, false).map_err(map_io)?;
+            let len_bytes = file.len_bytes().map_err(map_io)?;
+            self.insert_handle(path, file, len_bytes);
         }
         let open = self.handles.get_mut(path).expect("inserted above or already cached");
         open.last_use_sequence = use_sequence;
         Ok(open)
     }
 
-    fn insert_handle(&mut self, path: &str, file: File, len_bytes: u64) {
+    fn insert_handle(&mut self, path: &str, file: F::File, len_bytes: u64) {
         while self.handles.len() >= self.handles_max {
             let oldest = self
                 .handles
@@ -194,19 +373,24 @@ impl FileStorage {
         for component in &components[..components.len() - 1] {
             let parent = dir.clone();
             dir.push(component);
-            match fs::metadata(&dir) {
-                Ok(metadata) if metadata.is_dir() => continue,
+            match self.file_system.kind(&dir) {
+                Ok(EntryKind::Directory) => continue,
                 // A file stands where a directory is needed.
                 Ok(_) => return Err(StorageError::Io),
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {}
                 Err(error) => return Err(map_io(error)),
             }
-            match fs::create_dir(&dir) {
+            match self.file_system.create_dir(&dir) {
                 Ok(()) => {}
-                Err(error) if error.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => continue,
+                Err(error)
+                    if error.kind() == io::ErrorKind::AlreadyExists
+                        && self.file_system.kind(&dir).is_ok_and(|kind| kind == EntryKind::Directory) =>
+                {
+                    continue
+                }
                 Err(error) => return Err(map_io(error)),
             }
-            sync_dir(&parent)?;
+            self.sync_dir(&parent)?;
         }
         Ok(())
     }
@@ -215,15 +399,50 @@ impl FileStorage {
         let full = self.full_path(path);
         full.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone())
     }
+
+    /// Makes a directory's entries (creations, removals, renames in it) durable.
+    fn sync_dir(&self, dir: &Path) -> Result<(), StorageError> {
+        self.file_system.sync_dir(dir).map_err(map_io)
+    }
+
+    /// Collects the regular files under `dir` (whose relative name is `dir_name`, empty or
+    /// ending in `/`) whose relative path starts with `prefix`. Symbolic links are not followed.
+    fn walk(
+        &self,
+        dir: &Path,
+        dir_name: &str,
+        prefix: &str,
+        found: &mut Vec<String>,
+    ) -> Result<(), StorageError> {
+        for (name, kind) in self.file_system.read_dir(dir).map_err(map_io)? {
+            let relative = format!("{dir_name}{name}");
+            match kind {
+                EntryKind::File => {
+                    if relative.starts_with(prefix) {
+                        found.push(relative);
+                    }
+                }
+                EntryKind::Directory => {
+                    let sub_name = format!("{relative}/");
+                    // Descend only where a match is possible: inside the prefix or on the way.
+                    if sub_name.starts_with(prefix) || prefix.starts_with(&sub_name) {
+                        self.walk(&dir.join(&name), &sub_name, prefix, found)?;
+                    }
+                }
+                EntryKind::Other => {}
+            }
+        }
+        Ok(())
+    }
 }
 
-impl Storage for FileStorage {
+impl<F: FileSystem> Storage for FileStorage<F> {
     fn create(&mut self, path: &str) -> Result<(), StorageError> {
         let checked = RelativePath::parse(path)?;
         self.make_parent_dirs(&checked)?;
         let full = self.full_path(&checked);
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&full).map_err(map_io)?;
-        sync_dir(&self.parent_dir(&checked))?;
+        let file = self.file_system.open(&full, true).map_err(map_io)?;
+        self.sync_dir(&self.parent_dir(&checked))?;
         self.use_sequence += 1;
         self.insert_handle(path, file, 0);
         Ok(())
@@ -279,13 +498,13 @@ impl Storage for FileStorage {
             start = self.full_path(&checked);
         }
         let mut found = Vec::new();
-        match fs::metadata(&start) {
-            Ok(metadata) if metadata.is_dir() => {}
+        match self.file_system.kind(&start) {
+            Ok(EntryKind::Directory) => {}
             Ok(_) => return Ok(found),
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(found),
             Err(error) => return Err(map_io(error)),
         }
-        walk(&start, dir_part, prefix, &mut found)?;
+        self.walk(&start, dir_part, prefix, &mut found)?;
         found.sort();
         Ok(found)
     }
@@ -293,14 +512,14 @@ impl Storage for FileStorage {
     fn remove(&mut self, path: &str) -> Result<(), StorageError> {
         let checked = RelativePath::parse(path)?;
         let full = self.full_path(&checked);
-        match fs::symlink_metadata(&full) {
-            Ok(metadata) if metadata.is_file() => {}
+        match self.file_system.link_kind(&full) {
+            Ok(EntryKind::File) => {}
             Ok(_) => return Err(StorageError::NotFound),
             Err(error) => return Err(map_io(error)),
         }
         self.handles.remove(path);
-        fs::remove_file(&full).map_err(map_io)?;
-        sync_dir(&self.parent_dir(&checked))
+        self.file_system.remove_file(&full).map_err(map_io)?;
+        self.sync_dir(&self.parent_dir(&checked))
     }
 
     fn rename(&mut self, from: &str, to: &str) -> Result<(), StorageError> {
@@ -308,8 +527,8 @@ impl Storage for FileStorage {
         let checked_to = RelativePath::parse(to)?;
         let full_from = self.full_path(&checked_from);
         let full_to = self.full_path(&checked_to);
-        match fs::symlink_metadata(&full_from) {
-            Ok(metadata) if metadata.is_file() => {}
+        match self.file_system.link_kind(&full_from) {
+            Ok(EntryKind::File) => {}
             Ok(_) => return Err(StorageError::NotFound),
             Err(error) => return Err(map_io(error)),
         }
@@ -317,17 +536,20 @@ impl Storage for FileStorage {
             return Ok(());
         }
         self.make_parent_dirs(&checked_to)?;
-        fs::rename(&full_from, &full_to).map_err(map_io)?;
-        // The open handle follows the inode to its new name; the replaced file's handle is stale.
+        self.file_system.rename(&full_from, &full_to).map_err(map_io)?;
+        // The open handle follows the inode to its new name (where handles do); the replaced
+        // file's handle is stale.
         self.handles.remove(to);
         if let Some(open) = self.handles.remove(from) {
-            self.handles.insert(to.to_owned(), open);
+            if F::HANDLES_FOLLOW_RENAMES {
+                self.handles.insert(to.to_owned(), open);
+            }
         }
         let dir_from = self.parent_dir(&checked_from);
         let dir_to = self.parent_dir(&checked_to);
-        sync_dir(&dir_to)?;
+        self.sync_dir(&dir_to)?;
         if dir_from != dir_to {
-            sync_dir(&dir_from)?;
+            self.sync_dir(&dir_from)?;
         }
         Ok(())
     }
@@ -337,13 +559,15 @@ impl Storage for FileStorage {
             return true;
         }
         match RelativePath::parse(path) {
-            Ok(checked) => fs::metadata(self.full_path(&checked)).is_ok_and(|metadata| metadata.is_file()),
+            Ok(checked) => {
+                self.file_system.kind(&self.full_path(&checked)).is_ok_and(|kind| kind == EntryKind::File)
+            }
             Err(_) => false,
         }
     }
 }
 
-impl fmt::Debug for FileStorage {
+impl<F: FileSystem> fmt::Debug for FileStorage<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FileStorage")
             .field("root", &self.root)
@@ -372,37 +596,6 @@ impl<'a> RelativePath<'a> {
     fn components(&self) -> impl Iterator<Item = &'a str> {
         self.0.split('/')
     }
-}
-
-/// Collects the regular files under `dir` (whose relative name is `dir_name`, empty or ending in
-/// `/`) whose relative path starts with `prefix`. Symbolic links are not followed.
-fn walk(dir: &Path, dir_name: &str, prefix: &str, found: &mut Vec<String>) -> Result<(), StorageError> {
-    for entry in fs::read_dir(dir).map_err(map_io)? {
-        let entry = entry.map_err(map_io)?;
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-            // Not a name this storage could have made.
-            continue;
-        };
-        let relative = format!("{dir_name}{name}");
-        let file_type = entry.file_type().map_err(map_io)?;
-        if file_type.is_file() {
-            if relative.starts_with(prefix) {
-                found.push(relative);
-            }
-        } else if file_type.is_dir() {
-            let sub_name = format!("{relative}/");
-            // Descend only where a match is possible: inside the prefix or on the way to it.
-            if sub_name.starts_with(prefix) || prefix.starts_with(&sub_name) {
-                walk(&entry.path(), &sub_name, prefix, found)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Makes a directory's entries (creations, removals, renames in it) durable.
-fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir).and_then(|handle| handle.sync_all()).map_err(map_io)
 }
 
 /// Linux's `ENOSPC`, `ENOTDIR`, `EISDIR` (the same numbers on the BSDs and macOS).

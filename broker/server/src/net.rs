@@ -1,12 +1,14 @@
 //! The driver's network, behind a small trait so that the same driver runs on tokio's sockets in
-//! production and on turmoil's simulated ones in the turmoil test tier.
+//! production and on turmoil's simulated ones in the turmoil test tier (`crate::turmoil_host`).
 //!
 //! Contract: `bind` listens on `host:port` (port 0 picks a free one; [`Network::local_address`]
 //! tells which), `accept` yields a connected stream and the peer's address, `connect` opens a
 //! stream. `reserve` binds without listening: the port is the broker's (port 0 resolved, a port in
 //! use is an error at start) but connections to it are refused, as to a broker that is down,
-//! until `listen` — the client listener opens only once the core serves clients. Streams are plain byte pipes; framing is the caller's. Nothing here retries or times
-//! out: callers bound every wait themselves (a simulated network may never answer).
+//! until `listen` — the client listener opens only once the core serves clients. Streams are
+//! plain byte pipes; framing is the caller's. Nothing here retries or times out: callers bound
+//! every wait themselves (a simulated network may never answer, and turmoil's TCP never
+//! retransmits a segment lost to a partition: the stream stalls for good).
 
 use std::future::Future;
 use std::io;
@@ -26,7 +28,7 @@ pub trait Network: Clone + Send + Sync + 'static {
     fn local_address(listener: &Self::Listener) -> io::Result<String>;
     fn reserve(&self, address: &str) -> impl Future<Output = io::Result<Self::Reserved>> + Send;
     fn reserved_address(reserved: &Self::Reserved) -> io::Result<String>;
-    fn listen(reserved: Self::Reserved) -> io::Result<Self::Listener>;
+    fn listen(reserved: Self::Reserved) -> impl Future<Output = io::Result<Self::Listener>> + Send;
     fn accept(
         listener: &mut Self::Listener,
     ) -> impl Future<Output = io::Result<(Self::Stream, String)>> + Send;
@@ -74,7 +76,7 @@ impl Network for TokioNetwork {
         reserved.local_addr().map(|address| address.to_string())
     }
 
-    fn listen(reserved: Self::Reserved) -> io::Result<Self::Listener> {
+    async fn listen(reserved: Self::Reserved) -> io::Result<Self::Listener> {
         reserved.listen(LISTEN_BACKLOG)
     }
 

@@ -354,3 +354,22 @@ fn produce_then_fetch_returns_the_batch_as_stored() {
         assert_eq!(data.high_watermark, 1);
     });
 }
+
+/// `connections.max.idle.ms`: a connection that sends nothing is closed by the broker (a client
+/// that vanished behind a partition must not keep a task forever), and one that keeps sending is
+/// not.
+#[test]
+fn an_idle_client_connection_is_closed_and_a_busy_one_is_not() {
+    let broker = start_broker(&["connections.max.idle.ms=400"]);
+    runtime().block_on(async {
+        let mut busy = ready_client(&broker).await;
+        let mut idle = KafkaClient::connect(&broker.address, TIMEOUT).await.unwrap();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(1_200) {
+            busy.send(&ApiVersionsRequest::default(), 3).await.expect("a busy connection stays open");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The broker closed the idle one: the read ends instead of timing out.
+        assert_eq!(idle.read_raw().await, Ok(None), "the idle connection was closed");
+    });
+}

@@ -557,39 +557,39 @@ impl Producer {
 
     /// The next moment something becomes possible (after `poll` did everything possible now).
     pub fn alarm(&self) -> Option<Time> {
-        let mut times: Vec<Time> = Vec::new();
+        // The earliest of every candidate, kept as it goes (this runs after every poll).
+        let mut earliest: Option<Time> = None;
+        let mut consider = |at: Time| earliest = Some(earliest.map_or(at, |e| e.min(at)));
         // A full buffer blocks `send` until an answer frees room (no alarm for it).
         if !self.stopped && self.metadata.partitions.is_some() && self.buffered() < self.buffer_records_max()
         {
-            times.push(self.next_send_at);
+            consider(self.next_send_at);
         }
         // An open batch behind waiting ones is sealed when its partition's queue empties (on an
         // answer), not at its linger.
-        times.extend(
-            self.open
-                .iter()
-                .filter(|(partition, _)| self.queued.get(partition).is_none_or(VecDeque::is_empty))
-                .map(|(_, batch)| batch.created.plus_millis(self.settings.linger_ms)),
-        );
-        times.extend(self.in_flight.values().map(|in_flight| in_flight.deadline));
+        self.open
+            .iter()
+            .filter(|(partition, _)| self.queued.get(partition).is_none_or(VecDeque::is_empty))
+            .for_each(|(_, batch)| consider(batch.created.plus_millis(self.settings.linger_ms)));
+        self.in_flight.values().for_each(|in_flight| consider(in_flight.deadline));
         for (partition, queue) in &self.queued {
             let delivery_timeout_ms = self.clients.delivery_timeout_ms;
-            times.extend(queue.iter().map(|batch| batch.created.plus_millis(delivery_timeout_ms)));
+            queue.iter().for_each(|batch| consider(batch.created.plus_millis(delivery_timeout_ms)));
             if let (Some(front), Some((leader, _))) = (queue.front(), self.metadata.leader(*partition)) {
                 if self.in_flight_to(NodeId(leader)) < self.settings.max_in_flight {
-                    times.push(front.retry_at);
+                    consider(front.retry_at);
                 }
             }
         }
         if let Some((_, deadline)) = self.metadata.in_flight {
-            times.push(deadline);
+            consider(deadline);
         }
         if let Some(at) = self.metadata.wanted_at(self.has_work()) {
             if self.has_work() {
-                times.push(at);
+                consider(at);
             }
         }
-        times.into_iter().min()
+        earliest
     }
 
     /// Does everything possible at `now`.
@@ -626,6 +626,10 @@ impl Producer {
         }
         let delivery_timeout_ms = self.clients.delivery_timeout_ms;
         for queue in self.queued.values_mut() {
+            // Checked first: rebuilding every queue on every poll moved every buffered batch.
+            if !queue.iter().any(|batch| batch.created.plus_millis(delivery_timeout_ms) <= now) {
+                continue;
+            }
             let mut kept = VecDeque::with_capacity(queue.len());
             for batch in queue.drain(..) {
                 if batch.created.plus_millis(delivery_timeout_ms) <= now {

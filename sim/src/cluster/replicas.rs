@@ -180,10 +180,8 @@ impl ReplicaChecker {
         (from, to): (i64, i64),
     ) -> i64 {
         let mut reached = from;
-        let segments = replica.log().segment_files();
-        let first = segments.partition_point(|(base, _)| *base <= from).saturating_sub(1);
-        for (_, path) in &segments[first..] {
-            let Some(bytes) = disk.cached_contents(path) else { return reached };
+        for (_, path) in replica.log().segment_files_from(from) {
+            let Some(bytes) = disk.cached_contents(&path) else { return reached };
             for batch in Batches::new(bytes) {
                 let Ok((header, _)) = batch else { return reached };
                 if header.last_offset() < from {

@@ -39,11 +39,11 @@ use crate::buggify::SimFaults;
 use crate::checker::{Anomaly, Verdict};
 use crate::clock::SimClock;
 use crate::disk::{DamageKind, FaultAtlas, FaultMode, SimDisk, SyncTicket};
-use crate::history::{History, OpKind, OpType};
+use crate::history::History;
 use crate::net::{NodeId, Partition, SimNet};
 use crate::plan::{Fault, Plan};
 use crate::process::{Process, Status};
-use crate::report::{ClientOp, OpOutcome, Role, RunRecord};
+use crate::report::{ms, Role, RunRecord};
 use crate::rng;
 use crate::scheduler::{Scheduler, QUEUE_HEADROOM, QUEUE_MAX};
 use crate::trace::Trace;
@@ -343,13 +343,14 @@ impl ClusterWorld {
         }
     }
 
-    fn summarize(&self, message: &NodeMessage) -> String {
-        if self.topic_workload.is_some() {
-            if let Some(line) = summarize_client(message) {
-                return line;
-            }
-        }
-        summarize(message)
+    /// Traces a delivered message: hashed from its fields, rendered only when the trace is shown.
+    fn trace_delivery(&mut self, now: Time, sequence: u64, from: NodeId, to: NodeId, message: &NodeMessage) {
+        let client_lines = self.topic_workload.is_some();
+        let render = || {
+            let line = client_lines.then(|| summarize_client(message)).flatten();
+            format!("recv from {from}: {}", line.unwrap_or_else(|| summarize(message)))
+        };
+        self.trace.structured(sequence, now, &to, "recv", &(from, message), render);
     }
 
     /// In the cluster workload: the chaos starts when the topic creator is done.
@@ -449,23 +450,13 @@ impl ClusterWorld {
                 }
                 Status::Up | Status::ShuttingDown { .. } => {}
             }
-            self.trace.event(
-                sequence,
-                now,
-                &to,
-                format_args!("recv from {from}: {}", self.summarize(&message)),
-            );
+            self.trace_delivery(now, sequence, from, to, &message);
             self.with_node(now, index, |n, env| n.handle_message(env, from.0, message));
             return;
         }
         let client_base = self.nodes.len() + self.admins.len();
         if let Some(client) = index.checked_sub(client_base).filter(|c| *c < self.clients.len()) {
-            self.trace.event(
-                sequence,
-                now,
-                &to,
-                format_args!("recv from {from}: {}", self.summarize(&message)),
-            );
+            self.trace_delivery(now, sequence, from, to, &message);
             if let NodeMessage::ClientResponse { correlation_id, response } = message {
                 let slot = &mut self.clients[client];
                 slot.client.on_response(now, correlation_id, response, &mut self.history);
@@ -478,7 +469,7 @@ impl ClusterWorld {
         let Some(admin) = index.checked_sub(self.nodes.len()).filter(|a| *a < self.admins.len()) else {
             return;
         };
-        self.trace.event(sequence, now, &to, format_args!("recv from {from}: {}", self.summarize(&message)));
+        self.trace_delivery(now, sequence, from, to, &message);
         if let NodeMessage::ControllerResponse { correlation_id, response } = message {
             self.admins[admin].admin.on_response(now, correlation_id, response);
             self.arm_admin(admin);
@@ -1248,7 +1239,8 @@ impl ClusterWorld {
         };
         let verdict = Verdict { ok: anomalies.is_empty(), anomalies, observations, acknowledged, confirmed };
         let record = self.record.take().map(|mut record| {
-            self.record_history(&mut record, &verdict);
+            let topic = self.topic_workload.as_ref().map_or("events", |w| w.topic.name.as_str());
+            record.add_history(topic, &self.history, &verdict);
             record
         });
         Outcome {
@@ -1305,62 +1297,6 @@ impl ClusterWorld {
                     observations.push(Anomaly { kind: format!("{}-{tag}", anomaly.kind), ..anomaly })
                 }
                 None => anomalies.push(anomaly),
-            }
-        }
-    }
-
-    /// Adds the client operations and the placed findings to the run report.
-    fn record_history(&self, record: &mut RunRecord, verdict: &Verdict) {
-        let topic = self.topic_workload.as_ref().map_or("events".to_string(), |w| w.topic.name.clone());
-        let mut invoked: BTreeMap<(u32, String), f64> = BTreeMap::new();
-        for op in &self.history.ops {
-            let first = op.records.first().map(|(_, id)| id.clone()).unwrap_or_default();
-            let kind = match op.kind {
-                OpKind::Send => "send",
-                OpKind::Poll => "poll",
-                OpKind::FinalRead => "final-read",
-                _ => continue,
-            };
-            let outcome = match op.op_type {
-                OpType::Invoke => {
-                    invoked.insert((op.process, first), op.time_ms);
-                    continue;
-                }
-                OpType::Ok => OpOutcome::Ok,
-                OpType::Fail => OpOutcome::Failed,
-                OpType::Info => OpOutcome::Indefinite,
-            };
-            let t_invoke_ms = invoked.remove(&(op.process, first)).unwrap_or(op.time_ms);
-            record.client_op(ClientOp {
-                t_invoke_ms,
-                t_complete_ms: op.time_ms,
-                process: op.process,
-                partition: format!("{topic}-{}", op.partition),
-                kind: kind.to_string(),
-                outcome,
-                offsets: op.records.iter().map(|(offset, _)| *offset).filter(|offset| *offset >= 0).collect(),
-                acks: op.acks.map(|acks| {
-                    match acks {
-                        Acks::All => "all",
-                        Acks::Leader => "1",
-                        Acks::None => "0",
-                    }
-                    .to_string()
-                }),
-            });
-        }
-        let findings = verdict.anomalies.iter().map(|a| (a, true));
-        for (finding, failing) in findings.chain(verdict.observations.iter().map(|a| (a, false))) {
-            if let Some(t_ms) = finding.time_ms {
-                let partition = finding.partition.map(|p| format!("{topic}-{p}"));
-                record.anomaly(
-                    Some(t_ms),
-                    &finding.kind,
-                    &finding.detail,
-                    partition.as_deref(),
-                    finding.offset,
-                    failing,
-                );
             }
         }
     }
@@ -1635,10 +1571,9 @@ fn topic_clients(
     clients.into_iter().map(|client| ClientSlot { client, scheduled: None }).collect()
 }
 
-/// A message's trace line; the cluster workload's record payloads (produce batches, fetched
-/// records) as their length and hash: formatting megabytes of bytes per message made the cluster
-/// workload run at a few thousand events per second. (The controller workload keeps its full
-/// lines, so its trace hashes stay as they were.)
+/// A message's line in a shown trace (the hash takes the message's fields, see
+/// [`Trace::structured`]); the cluster workload's record payloads (produce batches, fetched
+/// records) as their length and hash, not megabytes of bytes.
 fn summarize_client(message: &NodeMessage) -> Option<String> {
     let bytes = |b: &[u8]| format!("{}B #{:016x}", b.len(), rng::fnv1a64(b));
     match message {
@@ -1688,11 +1623,6 @@ fn summarize(message: &NodeMessage) -> String {
         }
         other => format!("{other:?}"),
     }
-}
-
-/// Simulated milliseconds (the report's unit).
-fn ms(time: Time) -> f64 {
-    time.as_nanos() as f64 / 1e6
 }
 
 /// What a loss is excused as under `policy` once replicas lost power: nothing under `always`.

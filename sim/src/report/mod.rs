@@ -27,8 +27,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::checker::Verdict;
+use crate::history::{History, OpKind, OpType};
 use crate::net::Partition;
 use crate::options::Options;
+use seedlog_core::protocol::Acks;
 
 mod charts;
 pub mod demo;
@@ -372,6 +374,11 @@ impl<T: Clone> Decimated<T> {
     }
 }
 
+/// Simulated milliseconds, the report's unit of time.
+pub fn ms(time: seedlog_core::env::Time) -> f64 {
+    time.as_nanos() as f64 / 1e6
+}
+
 impl RunRecord {
     /// An empty record for a run: fill the header's options with [`RunRecord::option`].
     pub fn new(seed: u64, workload: &str, brokers: Vec<u32>, partitions: Vec<String>) -> RunRecord {
@@ -534,6 +541,62 @@ impl RunRecord {
         self.ops.counts.entry(op.kind.clone()).or_default().entry(bucket).or_default().add(op.outcome);
         let marked = op.outcome != OpOutcome::Ok;
         self.ops.listed.push(op, marked);
+    }
+
+    /// Adds a run's client operations (`history`, on partitions of `topic`) and the verdict's
+    /// findings that carry a time.
+    pub fn add_history(&mut self, topic: &str, history: &History, verdict: &Verdict) {
+        let mut invoked: BTreeMap<(u32, String), f64> = BTreeMap::new();
+        for op in &history.ops {
+            let first = op.records.first().map(|(_, id)| id.clone()).unwrap_or_default();
+            let kind = match op.kind {
+                OpKind::Send => "send",
+                OpKind::Poll => "poll",
+                OpKind::FinalRead => "final-read",
+                _ => continue,
+            };
+            let outcome = match op.op_type {
+                OpType::Invoke => {
+                    invoked.insert((op.process, first), op.time_ms);
+                    continue;
+                }
+                OpType::Ok => OpOutcome::Ok,
+                OpType::Fail => OpOutcome::Failed,
+                OpType::Info => OpOutcome::Indefinite,
+            };
+            let t_invoke_ms = invoked.remove(&(op.process, first)).unwrap_or(op.time_ms);
+            self.client_op(ClientOp {
+                t_invoke_ms,
+                t_complete_ms: op.time_ms,
+                process: op.process,
+                partition: format!("{topic}-{}", op.partition),
+                kind: kind.to_string(),
+                outcome,
+                offsets: op.records.iter().map(|(offset, _)| *offset).filter(|offset| *offset >= 0).collect(),
+                acks: op.acks.map(|acks| {
+                    match acks {
+                        Acks::All => "all",
+                        Acks::Leader => "1",
+                        Acks::None => "0",
+                    }
+                    .to_string()
+                }),
+            });
+        }
+        let findings = verdict.anomalies.iter().map(|a| (a, true));
+        for (finding, failing) in findings.chain(verdict.observations.iter().map(|a| (a, false))) {
+            if let Some(t_ms) = finding.time_ms {
+                let partition = finding.partition.map(|p| format!("{topic}-{p}"));
+                self.anomaly(
+                    Some(t_ms),
+                    &finding.kind,
+                    &finding.detail,
+                    partition.as_deref(),
+                    finding.offset,
+                    failing,
+                );
+            }
+        }
     }
 
     // Findings.

@@ -784,10 +784,12 @@ impl PartitionLog {
         self.segments.keys().copied().collect()
     }
 
-    /// Each segment's base offset and the path of its `.log` file, oldest first (for checkers that
-    /// read the files as they are).
-    pub fn segment_files(&self) -> Vec<(i64, String)> {
-        self.segments.keys().map(|base| (*base, log_path(&self.dir, *base))).collect()
+    /// Each segment's base offset and the path of its `.log` file, oldest first, starting with
+    /// the segment that holds `offset` (for checkers that read the files as they are, from where
+    /// they stopped).
+    pub fn segment_files_from(&self, offset: i64) -> impl Iterator<Item = (i64, String)> + '_ {
+        let first = self.segments.range(..=offset).next_back().map_or(i64::MIN, |(base, _)| *base);
+        self.segments.range(first..).map(|(base, _)| (*base, log_path(&self.dir, *base)))
     }
 
     pub fn dir(&self) -> &str {

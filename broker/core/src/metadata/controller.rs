@@ -71,7 +71,7 @@ pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
 
 /// Requests to the active controller (KRaft's BrokerRegistration, BrokerHeartbeat, AlterPartition,
 /// CreateTopics, DeleteTopics). The node glue answers them once the records they produced commit.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ControllerRequest {
     RegisterBroker {
         broker_id: BrokerId,
@@ -134,7 +134,7 @@ impl ControllerRequest {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ControllerResponse {
     RegisterBroker(Result<i64, ErrorCode>),
     Heartbeat(Result<HeartbeatReply, ErrorCode>),
@@ -160,7 +160,7 @@ impl ControllerResponse {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HeartbeatReply {
     pub fenced: bool,
     /// Controlled shutdown: the broker leads nothing any more and may stop.

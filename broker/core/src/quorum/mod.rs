@@ -155,7 +155,7 @@ pub struct QuorumConfig {
 }
 
 /// Every message the quorum sends or receives. `epoch` is always the sender's current epoch.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum QuorumMessage {
     Vote {
         epoch: i32,
@@ -209,7 +209,7 @@ pub enum QuorumMessage {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FetchResult {
     /// Whole batches (Kafka v2, CRC-checked) starting at the fetch offset; maybe empty.
     Records { batches: Vec<u8> },
