@@ -811,6 +811,50 @@ fn fetch_checks_the_leader_epoch_and_consumers_read_only_below_the_high_watermar
     assert_eq!(not_leader.error, ErrorCode::NotLeaderOrFollower);
 }
 
+/// `fetch.min.bytes`: a long poll waits until its answer holds that many bytes of records or its
+/// `max_wait_ms` passes; with 0 it answers at once, even with nothing to give.
+#[test]
+fn a_long_poll_waits_for_min_bytes_or_its_max_wait() {
+    let mut world = started_cluster(0);
+    let topic_id = world.create_topic("events", 1, 3);
+    world.converge();
+    world.produce("events", topic_id, "a", Acks::All);
+    let state = world.partition_state(topic_id, 0);
+    let leader = state.leader.unwrap();
+    let fetch = |fetch_offset: i64, max_wait_ms: u32, min_bytes: u32| {
+        ClientRequest::Fetch(crate::protocol::FetchRequest {
+            topic: "events".into(),
+            partition: 0,
+            fetch_offset,
+            replica: None,
+            current_leader_epoch: Some(state.leader_epoch),
+            last_fetched_epoch: None,
+            max_bytes: 1 << 20,
+            max_wait_ms,
+            min_bytes,
+        })
+    };
+    // One small record is there; asking for a megabyte waits the whole second, then takes it.
+    let asked_at = world.now;
+    let ClientResponse::Fetch(waited) = world.client_call(leader, fetch(0, 1_000, 1 << 20)) else { panic!() };
+    assert!(world.now.since(asked_at) >= 1_000_000_000, "answered after {} ns", world.now.since(asked_at));
+    assert_eq!(crate::record::consume(&waited.records).unwrap().len(), 1);
+    // Asking for one byte takes it at once.
+    let asked_at = world.now;
+    let ClientResponse::Fetch(at_once) = world.client_call(leader, fetch(0, 1_000, 1)) else { panic!() };
+    assert!(world.now.since(asked_at) < 1_000_000_000);
+    assert_eq!(crate::record::consume(&at_once.records).unwrap().len(), 1);
+    // Nothing past the end: min_bytes 0 answers empty at once, min_bytes 1 waits out max_wait.
+    let asked_at = world.now;
+    let ClientResponse::Fetch(empty) = world.client_call(leader, fetch(1, 1_000, 0)) else { panic!() };
+    assert!(world.now.since(asked_at) < 1_000_000_000);
+    assert!(empty.records.is_empty());
+    let asked_at = world.now;
+    let ClientResponse::Fetch(empty) = world.client_call(leader, fetch(1, 1_000, 1)) else { panic!() };
+    assert!(world.now.since(asked_at) >= 1_000_000_000);
+    assert!(empty.records.is_empty());
+}
+
 #[test]
 fn acks_all_is_refused_while_the_isr_is_below_min_insync_replicas() {
     let mut world = started_cluster(0);

@@ -438,7 +438,7 @@ impl Replica {
         self.now = env.now;
         let response = self.fetch(env, &request);
         let waits = response.error == ErrorCode::None
-            && response.records.is_empty()
+            && below_min_bytes(&response, &request)
             && response.diverging_epoch.is_none()
             && request.max_wait_ms > 0
             && self.parked.len() < PARKED_FETCHES_MAX
@@ -1002,7 +1002,7 @@ impl Replica {
         let parked = std::mem::take(&mut self.parked);
         for waiting in parked {
             let response = self.fetch(env, &waiting.request);
-            let ready = !response.records.is_empty()
+            let ready = !below_min_bytes(&response, &waiting.request)
                 || response.error != ErrorCode::None
                 || response.diverging_epoch.is_some()
                 || waiting.deadline <= now
@@ -1366,4 +1366,10 @@ fn write_hw_checkpoint(env: &mut Env<'_>, dir: &str, high_watermark: i64) -> Res
     env.storage.truncate(&temporary, 0)?;
     env.storage.write_at(&temporary, 0, &bytes)?;
     env.storage.rename(&temporary, &path)
+}
+
+/// A long poll waits while its answer holds fewer than `min_bytes` bytes of records (`fetch.min.bytes`;
+/// 0 answers at once, as Kafka does). Each partition of a fetch waits on its own share.
+fn below_min_bytes(response: &PartitionFetch, request: &FetchRequest) -> bool {
+    (response.records.len() as u64) < u64::from(request.min_bytes)
 }
