@@ -771,6 +771,21 @@ fn a_new_leader_keeps_every_committed_record_and_the_old_leader_truncates_what_i
     );
 }
 
+/// A consumer's fetch of `events-0` (up to 1 MiB).
+fn consumer_fetch(fetch_offset: i64, epoch: Option<i32>, max_wait_ms: u32, min_bytes: u32) -> ClientRequest {
+    ClientRequest::Fetch(crate::protocol::FetchRequest {
+        topic: "events".into(),
+        partition: 0,
+        fetch_offset,
+        replica: None,
+        current_leader_epoch: epoch,
+        last_fetched_epoch: None,
+        max_bytes: 1 << 20,
+        max_wait_ms,
+        min_bytes,
+    })
+}
+
 #[test]
 fn fetch_checks_the_leader_epoch_and_consumers_read_only_below_the_high_watermark() {
     let mut world = started_cluster(0);
@@ -779,19 +794,7 @@ fn fetch_checks_the_leader_epoch_and_consumers_read_only_below_the_high_watermar
     world.produce("events", topic_id, "a", Acks::All);
     let state = world.partition_state(topic_id, 0);
     let leader = state.leader.unwrap();
-    let fetch = |epoch: Option<i32>| {
-        ClientRequest::Fetch(crate::protocol::FetchRequest {
-            topic: "events".into(),
-            partition: 0,
-            fetch_offset: 0,
-            replica: None,
-            current_leader_epoch: epoch,
-            last_fetched_epoch: None,
-            max_bytes: 1 << 20,
-            max_wait_ms: 0,
-            min_bytes: 1,
-        })
-    };
+    let fetch = |epoch: Option<i32>| consumer_fetch(0, epoch, 0, 1);
     let ClientResponse::Fetch(ok) = world.client_call(leader, fetch(Some(state.leader_epoch))) else {
         panic!()
     };
@@ -822,17 +825,7 @@ fn a_long_poll_waits_for_min_bytes_or_its_max_wait() {
     let state = world.partition_state(topic_id, 0);
     let leader = state.leader.unwrap();
     let fetch = |fetch_offset: i64, max_wait_ms: u32, min_bytes: u32| {
-        ClientRequest::Fetch(crate::protocol::FetchRequest {
-            topic: "events".into(),
-            partition: 0,
-            fetch_offset,
-            replica: None,
-            current_leader_epoch: Some(state.leader_epoch),
-            last_fetched_epoch: None,
-            max_bytes: 1 << 20,
-            max_wait_ms,
-            min_bytes,
-        })
+        consumer_fetch(fetch_offset, Some(state.leader_epoch), max_wait_ms, min_bytes)
     };
     // One small record is there; asking for a megabyte waits the whole second, then takes it.
     let asked_at = world.now;
