@@ -376,29 +376,15 @@ impl Node {
 }
 
 fn batch_at(timestamp: i64, values: &[&str]) -> Vec<u8> {
-    let records: Vec<NewRecord> = values
-        .iter()
-        .map(|value| NewRecord {
-            timestamp,
-            key: None,
-            value: Some(value.as_bytes().to_vec()),
-            headers: Vec::new(),
-        })
-        .collect();
+    let records: Vec<NewRecord> =
+        values.iter().map(|value| NewRecord::unkeyed(timestamp, value.as_bytes())).collect();
     encode_batch(&records, ProducerInfo::NONE)
 }
 
 /// A batch whose records carry their own timestamps.
 fn batch_with_timestamps(records: &[(i64, &str)]) -> Vec<u8> {
-    let records: Vec<NewRecord> = records
-        .iter()
-        .map(|(timestamp, value)| NewRecord {
-            timestamp: *timestamp,
-            key: None,
-            value: Some(value.as_bytes().to_vec()),
-            headers: Vec::new(),
-        })
-        .collect();
+    let records: Vec<NewRecord> =
+        records.iter().map(|(timestamp, value)| NewRecord::unkeyed(*timestamp, value.as_bytes())).collect();
     encode_batch(&records, ProducerInfo::NONE)
 }
 

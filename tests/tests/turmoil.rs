@@ -499,15 +499,8 @@ async fn connect_leader(round: &mut u32) -> Result<KafkaClient<TurmoilNetwork>, 
 
 fn produce_request(values: &[String]) -> ProduceRequest {
     let timestamp = turmoil::since_epoch().map_or(0, |since| since.as_millis() as i64);
-    let records: Vec<NewRecord> = values
-        .iter()
-        .map(|value| NewRecord {
-            timestamp,
-            key: None,
-            value: Some(value.as_bytes().to_vec()),
-            headers: Vec::new(),
-        })
-        .collect();
+    let records: Vec<NewRecord> =
+        values.iter().map(|value| NewRecord::unkeyed(timestamp, value.as_bytes())).collect();
     let batch = Bytes::from(encode_batch(&records, ProducerInfo::NONE));
     ProduceRequest::default().with_acks(-1).with_timeout_ms(PRODUCE_TIMEOUT_MS).with_topic_data(vec![
         TopicProduceData::default().with_name(topic_name()).with_partition_data(vec![

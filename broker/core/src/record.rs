@@ -255,6 +255,13 @@ pub struct NewRecord {
     pub headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
+impl NewRecord {
+    /// A record with a value and no key or headers (a null-key producer's plain send).
+    pub fn unkeyed(timestamp: i64, value: &[u8]) -> NewRecord {
+        NewRecord { timestamp, key: None, value: Some(value.to_vec()), headers: Vec::new() }
+    }
+}
+
 /// Producer identity for an idempotent or transactional batch; `NONE` for a plain one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProducerInfo {
@@ -576,7 +583,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn record(timestamp: i64, value: &[u8]) -> NewRecord {
-        NewRecord { timestamp, key: None, value: Some(value.to_vec()), headers: Vec::new() }
+        NewRecord::unkeyed(timestamp, value)
     }
 
     /// A golden batch: one record, key "k", value "v", one header, timestamp 1000, plain producer.

@@ -254,7 +254,7 @@ fn produce_body(records: Bytes) -> Vec<u8> {
 use kafka_protocol::protocol::Encodable;
 
 fn one_batch() -> Vec<u8> {
-    let record = NewRecord { timestamp: 1, key: None, value: Some(b"value".to_vec()), headers: Vec::new() };
+    let record = NewRecord::unkeyed(1, b"value");
     encode_batch(&[record], ProducerInfo::NONE)
 }
 

@@ -448,12 +448,7 @@ impl World {
 
 /// A plain batch of one record with `value`, as a producer encodes it.
 fn one_record_batch(value: &str) -> Vec<u8> {
-    let record = crate::record::NewRecord {
-        key: None,
-        value: Some(value.as_bytes().to_vec()),
-        timestamp: 0,
-        headers: Vec::new(),
-    };
+    let record = crate::record::NewRecord::unkeyed(0, value.as_bytes());
     crate::record::encode_batch(&[record], crate::record::ProducerInfo::NONE)
 }
 
@@ -786,14 +781,21 @@ fn consumer_fetch(fetch_offset: i64, epoch: Option<i32>, max_wait_ms: u32, min_b
     })
 }
 
-#[test]
-fn fetch_checks_the_leader_epoch_and_consumers_read_only_below_the_high_watermark() {
+/// A cluster whose topic `events` (1 partition, RF 3) holds one committed record, and that
+/// partition's state and leader.
+fn events_with_one_record() -> (World, crate::metadata::PartitionState, BrokerId) {
     let mut world = started_cluster(0);
     let topic_id = world.create_topic("events", 1, 3);
     world.converge();
     world.produce("events", topic_id, "a", Acks::All);
     let state = world.partition_state(topic_id, 0);
     let leader = state.leader.unwrap();
+    (world, state, leader)
+}
+
+#[test]
+fn fetch_checks_the_leader_epoch_and_consumers_read_only_below_the_high_watermark() {
+    let (mut world, state, leader) = events_with_one_record();
     let fetch = |epoch: Option<i32>| consumer_fetch(0, epoch, 0, 1);
     let ClientResponse::Fetch(ok) = world.client_call(leader, fetch(Some(state.leader_epoch))) else {
         panic!()
@@ -818,12 +820,7 @@ fn fetch_checks_the_leader_epoch_and_consumers_read_only_below_the_high_watermar
 /// `max_wait_ms` passes; with 0 it answers at once, even with nothing to give.
 #[test]
 fn a_long_poll_waits_for_min_bytes_or_its_max_wait() {
-    let mut world = started_cluster(0);
-    let topic_id = world.create_topic("events", 1, 3);
-    world.converge();
-    world.produce("events", topic_id, "a", Acks::All);
-    let state = world.partition_state(topic_id, 0);
-    let leader = state.leader.unwrap();
+    let (mut world, state, leader) = events_with_one_record();
     let fetch = |fetch_offset: i64, max_wait_ms: u32, min_bytes: u32| {
         consumer_fetch(fetch_offset, Some(state.leader_epoch), max_wait_ms, min_bytes)
     };
